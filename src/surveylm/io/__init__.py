@@ -1,0 +1,1 @@
+"""Reading and writing surveys, codebooks, item sets and distribution files."""

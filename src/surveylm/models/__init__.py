@@ -1,0 +1,1 @@
+"""Answer models: baselines, tabular classifiers and language models behind AnswerModel."""

@@ -1,0 +1,252 @@
+"""The AnswerModel contract and the Predictions it returns.
+
+Every model in surveylm — the uniform baseline, CatBoost, a LoRA-tuned 8B causal LM —
+predicts the same thing: ``p(option | question, context)`` for each item it is given.
+The contract follows scikit-learn's: the constructor only stores its arguments,
+``fit(items)`` returns ``self``, fitted state lives in attributes ending in ``_``, and
+``predict(items)`` returns :class:`Predictions` aligned with the items. Models are
+interchangeable in every runner and every test.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from surveylm.distributions import check_distribution
+from surveylm.errors import DataError, FileFormatError, ModelError, NotFittedError, where
+from surveylm.items import ItemSet
+
+
+@dataclass
+class Predictions:
+    """One predicted distribution per item.
+
+    Attributes:
+        item_ids: The items predicted, in order.
+        distributions: ``distributions[i]`` is the distribution over the options of item
+            ``i``'s question (lengths differ between questions).
+        model: Name of the model that made them.
+        format_mass: For language models, the probability mass the model put on the
+            option tokens *before* renormalising (low = not answering the question);
+            ``None`` for other models.
+    """
+
+    item_ids: np.ndarray
+    distributions: list[np.ndarray]
+    model: str = ""
+    format_mass: np.ndarray | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.item_ids = np.asarray(self.item_ids, dtype=object)
+        if len(self.item_ids) != len(self.distributions):
+            raise DataError(
+                f"{len(self.item_ids)} item ids but {len(self.distributions)} distributions"
+            )
+        self.distributions = [
+            check_distribution(d, context=where(item=i))
+            for i, d in zip(self.item_ids, self.distributions, strict=True)
+        ]
+        if self.format_mass is not None:
+            self.format_mass = np.asarray(self.format_mass, dtype=np.float64)
+            if self.format_mass.shape != (len(self.item_ids),):
+                raise DataError("format_mass must have one value per item")
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def for_items(self, items: ItemSet) -> Predictions:
+        """Reorder (and subset) to match ``items``, checking every item has a prediction
+        whose length matches its question."""
+        pos = {iid: k for k, iid in enumerate(self.item_ids)}
+        missing = [i for i in items.item_ids if i not in pos]
+        if missing:
+            raise DataError(
+                f"no prediction for {len(missing)} of {len(items)} items, e.g. {missing[0]!r}"
+            )
+        idx = [pos[i] for i in items.item_ids]
+        for i, q in zip(idx, items.item_questions(), strict=True):
+            if len(self.distributions[i]) != q.n_options:
+                raise DataError(
+                    f"{where(item=self.item_ids[i], question=q.id)}prediction has "
+                    f"{len(self.distributions[i])} values but the question has "
+                    f"{q.n_options} options"
+                )
+        return Predictions(
+            self.item_ids[idx],
+            [self.distributions[i] for i in idx],
+            self.model,
+            None if self.format_mass is None else self.format_mass[idx],
+            dict(self.extra),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table: one row per item with the distribution as a list."""
+        return pd.DataFrame({
+            "item_id": self.item_ids,
+            "model": self.model,
+            "distribution": [d.tolist() for d in self.distributions],
+            "format_mass": self.format_mass if self.format_mass is not None else np.nan,
+        })  # fmt: skip
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """Write the predictions to Parquet (atomically)."""
+        from surveylm.io.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            self.to_frame().to_parquet(tmp, index=False)
+        return Path(path)
+
+    @classmethod
+    def read_parquet(cls, path: str | Path) -> Predictions:
+        """Read predictions written by :meth:`to_parquet` (validated)."""
+        path = Path(path)
+        try:
+            frame = pd.read_parquet(path)
+        except FileNotFoundError:
+            raise FileFormatError(f"{where(file=path)}no such file") from None
+        except Exception as exc:
+            raise FileFormatError(f"{where(file=path)}not a readable Parquet file ({exc})") from None
+        need = {"item_id", "distribution"}
+        if not need <= set(frame.columns):
+            raise FileFormatError(f"{where(file=path)}needs columns {sorted(need)}")
+        mass = frame["format_mass"].to_numpy(dtype=float) if "format_mass" in frame else None
+        if mass is not None and np.isnan(mass).all():
+            mass = None
+        model = str(frame["model"].iat[0]) if "model" in frame and len(frame) else ""
+        try:
+            return cls(frame["item_id"].to_numpy(), [np.asarray(d, dtype=float)
+                       for d in frame["distribution"]], model, mass)
+        except DataError as exc:
+            raise type(exc)(f"{where(file=path)}{exc}") from None
+
+
+class AnswerModel(ABC):
+    """Base class of every answer model (see module docstring).
+
+    Subclasses implement :meth:`fit`, :meth:`predict`, and — to be saved — the
+    :meth:`_get_state` / :meth:`_set_state` pair returning/accepting JSON-able fitted
+    state. Models with weights (language models) override :meth:`save`/:meth:`load`.
+    """
+
+    #: Short registry name, e.g. ``"uniform"``.
+    name: ClassVar[str] = "model"
+
+    @abstractmethod
+    def fit(self, items: ItemSet) -> AnswerModel:
+        """Learn from items with known targets; returns ``self``."""
+
+    @abstractmethod
+    def predict(self, items: ItemSet) -> Predictions:
+        """One distribution per item, aligned with ``items``."""
+
+    # -- scikit-learn style parameters -------------------------------------------------
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values()
+                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> AnswerModel:
+        """Change constructor arguments (before fitting)."""
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ModelError(f"{type(self).__name__} has no parameter '{key}'")
+            setattr(self, key, value)
+        return self
+
+    def clone(self) -> AnswerModel:
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+    @property
+    def is_fitted(self) -> bool:
+        """Whether :meth:`fit` has run."""
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+    def _check_fitted(self) -> None:
+        if not self.is_fitted:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(items) first")
+
+    # -- persistence -------------------------------------------------------------------
+    def _get_state(self) -> dict[str, Any]:
+        raise ModelError(f"{type(self).__name__} cannot be saved")
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        raise ModelError(f"{type(self).__name__} cannot be loaded")
+
+    def save(self, directory: str | Path) -> Path:
+        """Write parameters and fitted state to ``directory/model.json`` (atomically)."""
+        from surveylm.io.atomic import atomic_write_text
+
+        self._check_fitted()
+        directory = Path(directory)
+        payload = {
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "params": self.get_params(),
+            "state": self._get_state(),
+        }
+        atomic_write_text(directory / "model.json", json.dumps(payload, default=_json_default))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> AnswerModel:
+        """Load a model written by :meth:`save` (any subclass, found from the file)."""
+        directory = Path(directory)
+        path = directory / "model.json"
+        if not path.is_file():
+            raise ModelError(f"{where(file=path)}no saved model here")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            module, _, qualname = payload["class"].partition(":")
+            klass = getattr(importlib.import_module(module), qualname)
+        except (ValueError, KeyError, ImportError, AttributeError) as exc:
+            raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
+        if not (isinstance(klass, type) and issubclass(klass, AnswerModel)):
+            raise ModelError(f"{where(file=path)}{payload['class']} is not an AnswerModel")
+        if klass.load.__func__ is not AnswerModel.load.__func__:  # type: ignore[attr-defined]
+            return klass.load(directory)
+        model = klass(**payload["params"])
+        model._set_state(payload["state"])
+        return model
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path | tuple):
+        return str(obj) if isinstance(obj, Path) else list(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def stack_by_question(
+    items: ItemSet, distributions: Sequence[np.ndarray]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Group item positions by question: ``{qid: (positions, matrix of distributions)}``."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    qids = items.frame["question_id"].to_numpy()
+    for qid in items.question_ids:
+        pos = np.flatnonzero(qids == qid)
+        out[qid] = (pos, np.vstack([distributions[i] for i in pos]))
+    return out

@@ -1,0 +1,1 @@
+"""Fine-tuning: losses and the Trainer subclass."""
