@@ -23,7 +23,7 @@ class CodebookError(SurveyLMError, ValueError):
 
 
 class DistributionError(SurveyLMError, ValueError):
-    """A probability distribution that is not one (negative, NaN, not summing to 1, wrong length)."""
+    """A probability vector that is not a distribution (negative, NaN, bad sum, wrong length)."""
 
 
 class FileFormatError(SurveyLMError, ValueError):

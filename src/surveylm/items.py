@@ -87,8 +87,9 @@ class Group:
             return self.name
         parts = []
         for attr, vals in self.conditions:
-            parts.append(f"{attr} = {vals[0]}" if len(vals) == 1 else
-                         f"{attr} ∈ {{{', '.join(vals)}}}")
+            parts.append(
+                f"{attr} = {vals[0]}" if len(vals) == 1 else f"{attr} ∈ {{{', '.join(vals)}}}"
+            )
         return " & ".join(parts)
 
     def as_context(self) -> dict[str, list[str]]:
@@ -140,8 +141,10 @@ class ItemSet:
         ):
             if target is not None:
                 check_distribution(
-                    target, self.questions[qid].n_options,
-                    context=where(item=iid, question=qid), renormalise=False,
+                    target,
+                    self.questions[qid].n_options,
+                    context=where(item=iid, question=qid),
+                    renormalise=False,
                 )
 
     # -- access ----------------------------------------------------------------------
@@ -289,18 +292,21 @@ class ItemSet:
         except FileNotFoundError:
             raise FileFormatError(f"{where(file=path)}no such file") from None
         except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise FileFormatError(f"{where(file=path)}not a readable Parquet file ({exc})") from None
+            msg = f"{where(file=path)}not a readable Parquet file ({exc})"
+            raise FileFormatError(msg) from None
         meta = table.schema.metadata or {}
         if b"surveylm.questions" not in meta:
-            raise FileFormatError(f"{where(file=path)}not a surveylm item set (no question metadata)")
+            msg = f"{where(file=path)}not a surveylm item set (no question metadata)"
+            raise FileFormatError(msg)
         questions = {
             d["id"]: Question.from_dict(d) for d in json.loads(meta[b"surveylm.questions"])
         }
         summary = json.loads(meta.get(b"surveylm.summary", b"{}"))
         frame = table.to_pandas()
         frame["context"] = [json.loads(c) for c in frame["context"]]
-        frame["target"] = [None if t is None else np.asarray(t, dtype=np.float64)
-                           for t in frame["target"]]
+        frame["target"] = [
+            None if t is None else np.asarray(t, dtype=np.float64) for t in frame["target"]
+        ]
         for col in ("respondent_id", "group_var", "group"):
             frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
         return cls(frame, questions, summary)
@@ -360,8 +366,13 @@ def build_respondent_items(
             })  # fmt: skip
     questions = {qid: survey.questions[qid] for qid in targets}
     questions.update({f: survey.questions[f] for f in features if f in survey.questions})
-    summary = {"kind": "respondent", "survey": survey.name, "targets": targets,
-               "features": list(features), "items": len(rows)}
+    summary = {
+        "kind": "respondent",
+        "survey": survey.name,
+        "targets": targets,
+        "features": list(features),
+        "items": len(rows),
+    }
     return ItemSet(_frame(rows), questions, summary)
 
 
@@ -408,9 +419,11 @@ def build_group_items(
     if dup:
         raise DataError(f"duplicate groups {preview(dup)}")
     used = {a for g in all_groups for a in g.attributes}
-    qids = list(questions) if questions is not None else [
-        q for q in survey.question_ids if q not in used
-    ]
+    qids = (
+        list(questions)
+        if questions is not None
+        else [q for q in survey.question_ids if q not in used]
+    )
     survey_w = survey.weights.to_numpy() if weighted else np.ones(survey.n_respondents)
     masks = [g.mask(survey) for g in all_groups]
     rows: list[dict[str, Any]] = []
@@ -448,8 +461,17 @@ def build_group_items(
 
 def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=ITEM_COLUMNS)
-    for col in ("item_id", "kind", "question_id", "source", "respondent_id", "group_var",
-                "group", "context", "target"):
+    for col in (
+        "item_id",
+        "kind",
+        "question_id",
+        "source",
+        "respondent_id",
+        "group_var",
+        "group",
+        "context",
+        "target",
+    ):
         frame[col] = frame[col].astype(object)
     frame["n"] = frame["n"].astype(np.int64)
     frame["n_eff"] = frame["n_eff"].astype(np.float64)

@@ -12,6 +12,7 @@ and survey weights.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,7 +67,7 @@ class Question:
             substantive = [v for v in values if v >= 0]
             if len(substantive) < 2:
                 raise CodebookError(f"{loc}an ordinal question needs 2+ non-negative values")
-            if any(b <= a for a, b in zip(substantive, substantive[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(substantive)):
                 raise CodebookError(
                     f"{loc}ordinal values of substantive options must increase in option "
                     f"order, got {list(values)}"
@@ -316,8 +317,9 @@ def _as_categorical(values: pd.Series, q: Question, *, file: str | None = None) 
             f"in the codebook options {preview(q.options, 8)} (unknown labels: "
             f"{preview(bad_values)})"
         )
-    out = pd.Series(pd.Categorical([None] * len(values), categories=list(q.options)),
-                    index=values.index)
+    out = pd.Series(
+        pd.Categorical([None] * len(values), categories=list(q.options)), index=values.index
+    )
     out[present.to_numpy()] = labels.to_numpy()
     return out
 
@@ -337,8 +339,10 @@ def _check_weights(
 ) -> pd.Series:
     if weights is None:
         return pd.Series(np.ones(len(index)), index=index, name="weight")
-    w = np.asarray(weights, dtype=np.float64) if not isinstance(weights, pd.Series) else (
-        pd.to_numeric(weights, errors="coerce").to_numpy(dtype=np.float64)
+    w = (
+        np.asarray(weights, dtype=np.float64)
+        if not isinstance(weights, pd.Series)
+        else (pd.to_numeric(weights, errors="coerce").to_numpy(dtype=np.float64))
     )
     if w.shape != (len(index),):
         raise DataError(f"{where(file=file)}{w.shape[0]} weights for {len(index)} respondents")

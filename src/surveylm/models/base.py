@@ -116,7 +116,8 @@ class Predictions:
         except FileNotFoundError:
             raise FileFormatError(f"{where(file=path)}no such file") from None
         except Exception as exc:
-            raise FileFormatError(f"{where(file=path)}not a readable Parquet file ({exc})") from None
+            msg = f"{where(file=path)}not a readable Parquet file ({exc})"
+            raise FileFormatError(msg) from None
         need = {"item_id", "distribution"}
         if not need <= set(frame.columns):
             raise FileFormatError(f"{where(file=path)}needs columns {sorted(need)}")
@@ -125,8 +126,12 @@ class Predictions:
             mass = None
         model = str(frame["model"].iat[0]) if "model" in frame and len(frame) else ""
         try:
-            return cls(frame["item_id"].to_numpy(), [np.asarray(d, dtype=float)
-                       for d in frame["distribution"]], model, mass)
+            return cls(
+                frame["item_id"].to_numpy(),
+                [np.asarray(d, dtype=float) for d in frame["distribution"]],
+                model,
+                mass,
+            )
         except DataError as exc:
             raise type(exc)(f"{where(file=path)}{exc}") from None
 
@@ -154,8 +159,11 @@ class AnswerModel(ABC):
     @classmethod
     def _param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values()
-                if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments."""
