@@ -1,0 +1,349 @@
+"""The ``surveylm`` command line (typer).
+
+Each command parses its options and calls one library function. Heavy imports (pandas,
+torch, transformers) happen inside the commands, so ``surveylm --help`` is instant. A
+:class:`~surveylm.errors.SurveyLMError` is printed as one line on stderr and the command
+exits with status 1 — no traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from surveylm.items import ItemSet
+    from surveylm.survey import Survey
+
+app = typer.Typer(
+    name="surveylm",
+    help="Simulate how subpopulations answer survey questions and impute non-response "
+    "with fine-tuned language models, beside honest baselines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@contextlib.contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Turn SurveyLMError into one line on stderr and exit status 1."""
+    from surveylm.errors import SurveyLMError
+
+    try:
+        yield
+    except SurveyLMError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=False)
+
+
+def _load_survey(source: str, codebook: Path | None = None) -> Survey:
+    """A built-in dataset name, or a survey file (csv, parquet, sav, dta) + codebook."""
+    from surveylm.datasets import DATASETS, load_dataset
+
+    if source in DATASETS and not Path(source).exists():
+        return load_dataset(source)
+    from surveylm.io.surveys import read_survey
+
+    return read_survey(source, codebook)
+
+
+def _read_items(path: Path) -> ItemSet:
+    """An item set (.parquet) or a distribution file (.jsonl SubPOP-style, .csv long)."""
+    from surveylm.items import ItemSet
+
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        from surveylm.io.distributions import read_subpop_jsonl
+
+        return read_subpop_jsonl(path)
+    if suffix == ".csv":
+        from surveylm.io.distributions import read_long_csv
+
+        return read_long_csv(path)
+    return ItemSet.read_parquet(path)
+
+
+def _write_items(items: ItemSet, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        from surveylm.io.distributions import write_subpop_jsonl
+
+        write_subpop_jsonl(items, path)
+    elif suffix == ".csv":
+        from surveylm.io.distributions import write_long_csv
+
+        write_long_csv(items, path)
+    else:
+        items.to_parquet(path)
+
+
+def _split_list(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_by(by: list[str] | None) -> list[str | list[str]] | None:
+    """``--by party --by party,educ3`` → ``["party", ["party", "educ3"]]``."""
+    if not by:
+        return None
+    out: list[str | list[str]] = []
+    for spec in by:
+        parts = _split_list(spec) or []
+        out.append(parts[0] if len(parts) == 1 else parts)
+    return out
+
+
+def _parse_params(params: list[str] | None) -> dict[str, Any]:
+    """``--param smoothing=1 --param by=[a,b]`` → a dict (values parsed as YAML)."""
+    import yaml
+
+    from surveylm.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for p in params or []:
+        key, sep, value = p.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--param expects key=value, got {p!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _show_table(frame: Any, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), justify="left" if frame[col].dtype == object else "right")
+    for _, row in frame.iterrows():
+        table.add_row(*[_fmt(v) for v in row.tolist()])
+    _console().print(table)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if v != v else f"{v:.3f}"
+    return str(v)
+
+
+# -- commands --------------------------------------------------------------------------
+@app.command("datasets")
+def datasets_cmd() -> None:
+    """List the built-in datasets."""
+    from surveylm.datasets import DATASETS
+
+    for info in DATASETS.values():
+        typer.echo(f"{info.name:<12} {info.description} [{info.license}]")
+
+
+@app.command("describe")
+def describe_cmd(
+    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
+    codebook: Annotated[
+        Path | None, typer.Option("--codebook", "-c", help="Codebook (YAML/JSON).")
+    ] = None,
+) -> None:
+    """Describe a survey: questions, options, answered counts and weighted shares."""
+    with _friendly_errors():
+        s = _load_survey(survey, codebook)
+        typer.echo(repr(s))
+        frame = s.describe()
+        frame["text"] = frame["text"].str.slice(0, 48)
+        cols = ["question", "type", "options", "answered", "missing", "n_eff", "text"]
+        _show_table(frame[cols], f"{s.name}: {s.n_respondents} respondents")
+
+
+@app.command("items")
+def items_cmd(
+    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help=".parquet, .jsonl (SubPOP) or .csv (long)")
+    ],
+    kind: Annotated[str, typer.Option(help="'group' or 'respondent'.")] = "group",
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Grouping variable; comma-separated for an intersection. Repeat."),
+    ] = None,
+    questions: Annotated[str | None, typer.Option(help="Comma-separated target questions.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target question (respondent).")] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None,
+    min_n: Annotated[int, typer.Option(help="Suppress group cells below this n.")] = 30,
+    unweighted: Annotated[bool, typer.Option(help="Ignore survey weights.")] = False,
+    include_unanswered: Annotated[
+        bool, typer.Option(help="Respondent items for non-respondents too (to impute).")
+    ] = False,
+    codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+) -> None:
+    """Build respondent or group items from a survey and write them."""
+    with _friendly_errors():
+        from surveylm.errors import DataError
+        from surveylm.items import build_group_items, build_respondent_items
+
+        s = _load_survey(survey, codebook)
+        if kind == "group":
+            items = build_group_items(
+                s, _split_list(questions), by=_parse_by(by), min_n=min_n, weighted=not unweighted
+            )
+            extra = f", {items.summary['suppressed']} cells suppressed (n < {min_n})"
+        elif kind == "respondent":
+            if not target or not features:
+                raise DataError("--kind respondent needs --target and --features")
+            items = build_respondent_items(
+                s, target, _split_list(features) or [], include_unanswered=include_unanswered
+            )
+            extra = ""
+        else:
+            raise DataError(f"--kind must be 'group' or 'respondent', got {kind!r}")
+        _write_items(items, output)
+        typer.echo(f"wrote {len(items)} items to {output}{extra}")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    items: Annotated[Path, typer.Argument(help="Items with targets (.parquet/.jsonl/.csv).")],
+    predictions: Annotated[list[Path], typer.Argument(help="Predictions (.parquet), 1 or more.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for tidy results.")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Evaluate predictions against items (with uniform and noise-floor references)."""
+    with _friendly_errors():
+        from surveylm.evaluation import evaluate
+        from surveylm.models.base import Predictions
+
+        item_set = _read_items(items)
+        preds = {}
+        for path in predictions:
+            p = Predictions.read_parquet(path)
+            preds[p.model or path.stem] = p
+        result = evaluate(item_set, preds, n_boot=n_boot, seed=seed)
+        _show_table(result.table().reset_index(), f"evaluation of {items.name}")
+        if output is not None:
+            result.to_files(output)
+            typer.echo(f"wrote results to {output}")
+
+
+def _build_model(model: str, model_name: str | None, params: list[str] | None) -> Any:
+    from surveylm.models import make_model
+
+    kwargs = _parse_params(params)
+    if model_name is not None:
+        kwargs["model_name"] = model_name
+    return make_model(model, **kwargs)
+
+
+@app.command("fit")
+def fit_cmd(
+    items: Annotated[Path, typer.Argument(help="Training items (.parquet/.jsonl/.csv).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the model.")],
+    model: Annotated[
+        str, typer.Option(help="uniform, question-marginal, group-marginal, encoder, causal-lm")
+    ] = "question-marginal",
+    model_name: Annotated[
+        str | None, typer.Option(help="Hugging Face id or local folder (LM models).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Model parameter key=value (YAML value). Repeat.")
+    ] = None,
+) -> None:
+    """Fit a model on items and save it."""
+    with _friendly_errors():
+        m = _build_model(model, model_name, param)
+        train = _read_items(items)
+        m.fit(train)
+        m.save(output)
+        typer.echo(f"fitted {model} on {len(train)} items; saved to {output}")
+
+
+@app.command("predict")
+def predict_cmd(
+    items: Annotated[Path, typer.Argument(help="Items to predict (.parquet/.jsonl/.csv).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Predictions (.parquet).")],
+    model_dir: Annotated[Path | None, typer.Option(help="A model saved by `surveylm fit`.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Or: an unfitted model (zero-shot LM) by name.")
+    ] = None,
+    model_name: Annotated[str | None, typer.Option(help="Hugging Face id or folder.")] = None,
+    param: Annotated[list[str] | None, typer.Option(help="Model parameter key=value.")] = None,
+) -> None:
+    """Predict answer distributions for items with a saved or a zero-shot model."""
+    with _friendly_errors():
+        from surveylm.errors import ConfigError
+        from surveylm.models.base import AnswerModel
+
+        if (model_dir is None) == (model is None):
+            raise ConfigError("give exactly one of --model-dir and --model")
+        m = AnswerModel.load(model_dir) if model_dir else _build_model(model, model_name, param)
+        preds = m.predict(_read_items(items))
+        preds.to_parquet(output)
+        typer.echo(f"wrote {len(preds)} predictions to {output}")
+
+
+@app.command("baselines")
+def baselines_cmd(
+    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")] = (
+        "anes1996"
+    ),
+    kind: Annotated[str, typer.Option(help="'group' or 'respondent'.")] = "group",
+    by: Annotated[
+        list[str] | None, typer.Option(help="Grouping variable(s); comma = intersection.")
+    ] = None,
+    questions: Annotated[str | None, typer.Option(help="Comma-separated questions.")] = None,
+    target: Annotated[str | None, typer.Option(help="Respondent target question.")] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None,
+    min_n: Annotated[int, typer.Option(help="Suppress group cells below this n.")] = 30,
+    test_fraction: Annotated[float, typer.Option(help="Share of respondents held out.")] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Results folder.")] = None,
+    codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+) -> None:
+    """Fit the baselines on half the respondents and evaluate them on the other half.
+
+    Defaults on ANES 1996: group items by party × education (and each alone).
+    """
+    with _friendly_errors():
+        from surveylm.experiments.baselines import evaluate_baselines
+
+        s = _load_survey(survey, codebook)
+        if by is None and kind == "group" and s.name == "ANES 1996":
+            by = ["party,educ3", "party", "educ3", "age_group"]
+        run = evaluate_baselines(
+            s, kind=kind, by=_parse_by(by), questions=_split_list(questions), target=target,
+            features=_split_list(features), test_fraction=test_fraction, min_n=min_n,
+            seed=seed, n_boot=n_boot, progress=lambda m: typer.echo(f"· {m}", err=True),
+        )  # fmt: skip
+        ev = run.evaluation
+        typer.echo(
+            f"{s.name}: {len(run.train_items)} training and {len(run.test_items)} test "
+            f"{kind} items (respondents split {1 - test_fraction:.0%}/{test_fraction:.0%}, "
+            f"seed {seed})"
+        )
+        _show_table(ev.table().reset_index(), f"baselines on {s.name} ({kind} items)")
+        if output is not None:
+            ev.to_files(output)
+            typer.echo(f"wrote results to {output}")
+
+
+def main() -> None:
+    """Entry point of the ``surveylm`` command."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

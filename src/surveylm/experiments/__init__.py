@@ -1,0 +1,1 @@
+"""Experiment runners and their pydantic configs."""

@@ -1,0 +1,94 @@
+"""Train/test splits.
+
+Respondent splits (hold-out and k-fold) divide the *people*: group items built from the
+two halves of a survey then answer "how well does a model trained on these respondents
+predict the groups' answers among other respondents?", and the sampling-noise floor of
+the test half says how close any model can get.
+
+Unseen-question, unseen-group and unseen-survey splits of item sets (SubPOP, Cao et al.)
+split *items* by question id / group / source, never by row, so that no test question
+leaks into training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from surveylm.errors import DataError, preview
+from surveylm.items import ItemSet
+from surveylm.survey import Survey
+
+
+def split_respondents(
+    survey: Survey,
+    test_fraction: float = 0.5,
+    *,
+    seed: int = 0,
+    stratify: str | None = None,
+) -> tuple[Survey, Survey]:
+    """Split respondents at random into a training and a test survey.
+
+    Args:
+        survey: The survey to split.
+        test_fraction: Share of respondents in the test part, in (0, 1).
+        seed: Random seed.
+        stratify: Optional question id; its answer shares are kept equal in both parts
+            (unanswered respondents form their own stratum).
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    strata = survey.codes(stratify) if stratify else np.zeros(survey.n_respondents, int)
+    test = np.zeros(survey.n_respondents, dtype=bool)
+    for s in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == s))
+        test[members[: round(test_fraction * len(members))]] = True
+    if test.all() or not test.any():
+        raise DataError(f"survey of {survey.n_respondents} respondents is too small to split")
+    return survey.subset(~test), survey.subset(test)
+
+
+def kfold_respondents(
+    survey: Survey, k: int = 5, *, seed: int = 0, stratify: str | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(train_mask, test_mask)`` for k folds of respondents (stratified if asked)."""
+    if k < 2 or k > survey.n_respondents:
+        raise DataError(f"k must be between 2 and the number of respondents, got {k}")
+    rng = np.random.default_rng(seed)
+    strata = survey.codes(stratify) if stratify else np.zeros(survey.n_respondents, int)
+    fold = np.empty(survey.n_respondents, dtype=int)
+    for s in np.unique(strata):
+        members = rng.permutation(np.flatnonzero(strata == s))
+        offset = int(rng.integers(k))
+        fold[members] = (np.arange(len(members)) + offset) % k
+    for f in range(k):
+        test = fold == f
+        yield ~test, test
+
+
+def split_items_by_question(
+    items: ItemSet, test_questions: Sequence[str]
+) -> tuple[ItemSet, ItemSet]:
+    """Unseen-question split: all items of ``test_questions`` go to the test set.
+
+    Raises:
+        DataError: a test question id is unknown, or a test question's text is identical
+            to a training question's text (a leak under another id).
+    """
+    test_questions = list(test_questions)
+    unknown = [q for q in test_questions if q not in items.question_ids]
+    if unknown:
+        raise DataError(f"test questions not in the item set: {preview(unknown)}")
+    is_test = items.frame["question_id"].isin(test_questions).to_numpy()
+    train, test = items.subset(~is_test), items.subset(is_test)
+    train_texts = {items.questions[q].text.strip().lower(): q for q in train.question_ids}
+    for q in test.question_ids:
+        twin = train_texts.get(items.questions[q].text.strip().lower())
+        if twin is not None:
+            raise DataError(
+                f"question '{q}' has the same text as training question '{twin}': it would "
+                "leak into training"
+            )
+    return train, test

@@ -1,0 +1,52 @@
+"""Shared fixtures. Tests are offline and need no GPU; see DESIGN.md."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveylm.survey import Question, Survey
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SURVEYLM_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The folder of the FiveThirtyEight surveys; skips the test when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def anes():
+    """ANES 1996 (built in, from statsmodels)."""
+    from surveylm.datasets import load_anes1996
+
+    return load_anes1996()
+
+
+@pytest.fixture()
+def toy_survey() -> Survey:
+    """120 respondents, two questions (one ordinal), a covariate and unequal weights."""
+    rng = np.random.default_rng(0)
+    n = 120
+    party = rng.choice(["Dem", "Ind", "Rep"], size=n, p=[0.4, 0.2, 0.4])
+    p_b = np.where(party == "Dem", 0.2, np.where(party == "Rep", 0.8, 0.5))
+    vote = np.where(rng.random(n) < p_b, "B", "A").astype(object)
+    vote[:5] = None  # five non-respondents
+    data = pd.DataFrame(
+        {"party": party, "vote": vote, "age": rng.integers(18, 90, size=n)},
+        index=[f"r{i}" for i in range(n)],
+    )
+    questions = [
+        Question("party", "Which party?", ("Dem", "Ind", "Rep"), (1, 2, 3), "toy", "Party"),
+        Question("vote", "Who will you vote for?", ("A", "B"), None, "toy", "Vote"),
+    ]
+    weights = rng.uniform(0.5, 2.0, size=n)
+    return Survey(data, questions, weights=weights, name="toy", covariates=["age"])
