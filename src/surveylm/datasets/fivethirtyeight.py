@@ -348,7 +348,8 @@ def parse_nonvoters_codebook(
         number = int(_NUMBERED.match(block[start]).group(1))  # type: ignore[union-attr]
         qtext: list[str] = []
         lists: list[list[str]] = []
-        entry_open, bare = False, False  # an entry takes continuation lines; bare = unnumbered
+        # an open entry takes continuation lines; bare = a list of unnumbered options
+        entry_open, bare, after_instruction = False, False, False
         for ln in block[start + 1 :]:
             m = _NUMBERED.match(ln)
             if m:
@@ -357,8 +358,8 @@ def parse_nonvoters_codebook(
                 lists[-1].append(m.group(2))
                 entry_open, bare = True, False
             elif _INSTRUCTION.match(ln):
-                entry_open = False
-            elif not lists:
+                entry_open, after_instruction = False, True
+            elif not lists and not after_instruction:
                 qtext.append(ln)
             elif entry_open:
                 lists[-1][-1] = (lists[-1][-1] + " " + ln).strip()
@@ -370,7 +371,12 @@ def parse_nonvoters_codebook(
         labels = [[_clean_label(x) for x in lst] for lst in lists]
         multi = "all that apply" in " ".join(qtext).lower()
         question = _NV_CONTEXT.get(number, "") + _INSTRUCTION_IN_TEXT.sub("", " ".join(qtext))
-        rows, options = (labels[0], labels[1]) if len(labels) >= 2 else ([], labels[0])
+        if not labels or len(labels) > 2:
+            raise CodebookError(
+                f"{where(file=path, question=f'Q{number}')}expected options (or grid rows and "
+                f"options), found {len(labels)} lists"
+            )
+        rows, options = (labels[0], labels[1]) if len(labels) == 2 else ([], labels[0])
         out[number] = (question, rows, options, multi)
     return out
 
@@ -421,7 +427,7 @@ def load_nonvoters(
             if not valid.all():
                 i = int(np.flatnonzero(~valid)[0])
                 raise CodebookError(
-                    f"{where(file=path, row=i + 1, column=qid)}code {codes[i]!r} has no label in "
+                    f"{where(file=path, row=i + 1, column=qid)}code {codes[i]:g} has no label in "
                     f"the codebook (options {preview(options, 8)}; -1 = no answer)"
                 )
             lookup = {float(k + 1): o for k, o in enumerate(options)}
