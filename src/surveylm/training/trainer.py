@@ -1,0 +1,311 @@
+"""Fine-tuning any option scorer with the forward-KL objective through ``transformers.Trainer``.
+
+Both backends (causal LM and sentence encoder) are a ``torch.nn.Module`` that maps a
+collated batch to option scores ``[B, K]``. :class:`DistributionTrainer` changes only
+how the loss is computed — :func:`~surveylm.training.losses.forward_kl` between the
+scores and the item's target distribution — so everything else the Trainer does
+(gradient accumulation, mixed precision, checkpoints, resuming, data parallelism under
+``accelerate launch`` / ``torchrun``) works unchanged. The objective is SubPOP's (Suh et
+al. 2025) and Cao et al. 2025's forward KL; on one-hot respondent targets it is the
+cross-entropy of the GLES study (Holtdirk et al. 2025).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, Trainer, TrainerCallback
+
+from surveylm.errors import ConfigError, ModelError
+from surveylm.training.config import FineTuneConfig, parse_config
+from surveylm.training.losses import forward_kl
+
+__all__ = [
+    "DistributionTrainer",
+    "TrainOutput",
+    "find_layer_list",
+    "freeze_all_but_top_layers",
+    "train_option_model",
+]
+
+#: Names of the parameters that get ``FineTuneConfig.temperature_lr`` (substring match).
+TEMPERATURE_PARAM = "log_temperature"
+
+
+class DistributionTrainer(Trainer):
+    """A ``transformers.Trainer`` whose loss is the forward KL to the items' target distributions.
+
+    The collated batch must hold ``targets`` (``[B, K]`` float), ``option_mask``
+    (``[B, K]`` bool) and optionally ``item_weights`` (``[B]``); everything else is passed
+    to ``model(**inputs)``, which returns the option scores (a tensor, or an object with an
+    ``option_scores`` attribute).
+
+    Only :meth:`compute_loss` changes the training logic. :meth:`_save` additionally
+    writes just the *trainable* parameters of a plain ``nn.Module`` (LoRA adapters, τ, or
+    the whole encoder when fully fine-tuned) instead of its full state dict: checkpoints
+    stay small and models with tied weights can be saved; resuming loads them back
+    non-strictly, as the Trainer already does.
+    """
+
+    #: ``compute_loss`` returns a per-batch mean, so the Trainer divides by the number of
+    #: gradient-accumulation steps itself.
+    loss_is_scaled_for_ga = False
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """Forward KL between the model's option distribution and ``inputs["targets"]``."""
+        inputs = dict(inputs)
+        try:
+            targets = inputs.pop("targets")
+            option_mask = inputs.pop("option_mask")
+        except KeyError as exc:
+            raise ModelError(
+                f"the training batch lacks {exc}: the collator must return 'targets' and "
+                "'option_mask' beside the model inputs"
+            ) from None
+        weights = inputs.pop("item_weights", None)
+        outputs = model(**inputs)
+        scores = outputs if torch.is_tensor(outputs) else outputs.option_scores
+        loss = forward_kl(
+            scores,
+            targets.to(scores.device),
+            option_mask.to(scores.device),
+            None if weights is None else weights.to(scores.device),
+        )
+        return (loss, outputs) if return_outputs else loss
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
+        if state_dict is not None or _is_hf_savable(model):
+            super()._save(output_dir, state_dict)
+            return
+        if not self.args.should_save:
+            return
+        from safetensors.torch import save_file
+        from transformers.trainer import TRAINING_ARGS_NAME
+        from transformers.utils import SAFE_WEIGHTS_NAME
+
+        output_dir = output_dir or self.args.output_dir
+        os.makedirs(output_dir, exist_ok=True)
+        trainable = {
+            name: p.detach().to("cpu").contiguous().clone()
+            for name, p in model.named_parameters()
+            if p.requires_grad
+        }
+        save_file(trainable, os.path.join(output_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+        torch.save(self.args, os.path.join(output_dir, TRAINING_ARGS_NAME))
+
+
+def _is_hf_savable(model: nn.Module) -> bool:
+    if isinstance(model, PreTrainedModel):
+        return True
+    try:
+        from peft import PeftModel
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(model, PeftModel)
+
+
+@dataclass
+class TrainOutput:
+    """What a fine-tuning run returns.
+
+    Attributes:
+        global_step: Optimiser steps taken (in total, counting a resumed run's earlier steps).
+        training_loss: Mean training loss of this call to ``train``.
+        log_history: The Trainer's log entries (``{"loss": ..., "step": ...}`` and the final
+            summary), as ``trainer.state.log_history``.
+        metrics: The Trainer's final metrics (runtime, samples/s...).
+        output_dir: Where checkpoints were written.
+        seconds: Wall-clock seconds of the run.
+        items_per_second: Training items processed per second (all epochs).
+    """
+
+    global_step: int
+    training_loss: float
+    log_history: list[dict[str, Any]]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = ""
+    seconds: float = 0.0
+    items_per_second: float = 0.0
+
+    @property
+    def losses(self) -> list[float]:
+        """The logged step losses, in order."""
+        return [float(e["loss"]) for e in self.log_history if "loss" in e]
+
+
+def train_option_model(
+    module: nn.Module,
+    train_dataset: torch.utils.data.Dataset,
+    data_collator: Any,
+    config: FineTuneConfig | dict[str, Any] | None,
+    output_dir: str | Path,
+    *,
+    resume_from_checkpoint: str | bool | None = None,
+    callbacks: Sequence[TrainerCallback] | None = None,
+    **training_overrides: Any,
+) -> TrainOutput:
+    """Fine-tune an option scorer with forward KL (see module docstring).
+
+    Args:
+        module: Maps a collated batch (minus ``targets``/``option_mask``/``item_weights``)
+            to option scores ``[B, K]``. Parameters whose name contains
+            ``"log_temperature"`` get ``config.temperature_lr`` when that is set.
+        train_dataset: A ``torch.utils.data.Dataset`` of per-item dicts.
+        data_collator: Turns a list of those dicts into the batch of tensors.
+        config: The fine-tuning settings (a :class:`FineTuneConfig`, a mapping or ``None``).
+        output_dir: Checkpoints go to ``output_dir/checkpoint-<step>``.
+        resume_from_checkpoint: A checkpoint folder, or ``True`` for the latest one in
+            ``output_dir`` (the model, optimiser, scheduler and RNG states are restored, so
+            the run ends exactly where an uninterrupted one would).
+        callbacks: Extra ``TrainerCallback`` objects.
+        **training_overrides: Extra ``TrainingArguments`` fields.
+
+    Returns:
+        A :class:`TrainOutput` with the loss history.
+
+    Raises:
+        ModelError: a module with no trainable parameter, or an empty dataset.
+        ConfigError: invalid settings, or ``resume_from_checkpoint=True`` with no checkpoint.
+    """
+    config = parse_config(config)
+    if not any(p.requires_grad for p in module.parameters()):
+        raise ModelError("the model has no trainable parameters (all are frozen)")
+    if len(train_dataset) == 0:  # type: ignore[arg-type]
+        raise ModelError("no training items: every item needs a known target to fine-tune on")
+    output_dir = Path(output_dir)
+    if resume_from_checkpoint is True and not any(output_dir.glob("checkpoint-*")):
+        raise ConfigError(f"file '{output_dir}': no checkpoint to resume from")
+    args = config.to_training_arguments(output_dir, **training_overrides)
+    trainer = DistributionTrainer(
+        model=module,
+        args=args,
+        data_collator=data_collator,
+        train_dataset=train_dataset,
+        callbacks=list(callbacks or []),
+    )
+    if config.temperature_lr is not None:
+        trainer.optimizer = _optimizer_with_temperature_group(trainer, module, config)
+    start_step = _StartStep()
+    trainer.add_callback(start_step)
+    start = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    seconds = time.perf_counter() - start
+    steps_run = trainer.state.global_step - start_step.step
+    if args.max_steps > 0 or not trainer.state.max_steps:
+        processed = steps_run * args.train_batch_size * args.gradient_accumulation_steps
+        processed *= args.world_size
+    else:  # epochs-based: count items exactly (the last batch of an epoch may be short)
+        total = len(train_dataset) * args.num_train_epochs  # type: ignore[arg-type]
+        processed = total * steps_run / trainer.state.max_steps
+    return TrainOutput(
+        global_step=int(result.global_step),
+        training_loss=float(result.training_loss),
+        log_history=list(trainer.state.log_history),
+        metrics=dict(result.metrics),
+        output_dir=str(output_dir),
+        seconds=seconds,
+        items_per_second=processed / seconds if seconds > 0 else 0.0,
+    )
+
+
+class _StartStep(TrainerCallback):
+    """Records the step a (possibly resumed) run starts from, to measure its speed."""
+
+    step = 0
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.step = int(state.global_step)
+
+
+def _optimizer_with_temperature_group(
+    trainer: Trainer, module: nn.Module, config: FineTuneConfig
+) -> torch.optim.Optimizer:
+    """The Trainer's default optimiser, with temperature parameters in their own group."""
+    decay = set(trainer.get_decay_parameter_names(module))
+    groups: dict[str, dict[str, Any]] = {
+        "decay": {"params": [], "weight_decay": config.weight_decay},
+        "no_decay": {"params": [], "weight_decay": 0.0},
+        "temperature": {"params": [], "weight_decay": 0.0, "lr": config.temperature_lr},
+    }
+    for name, p in module.named_parameters():
+        if not p.requires_grad:
+            continue
+        key = (
+            "temperature"
+            if TEMPERATURE_PARAM in name
+            else ("decay" if name in decay else "no_decay")
+        )
+        groups[key]["params"].append(p)
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, module)
+    return cls([g for g in groups.values() if g["params"]], **kwargs)
+
+
+# -- top-layer tuning -------------------------------------------------------------------
+_LAYER_LIST_NAMES = ("layers", "layer", "h", "blocks", "block")
+
+
+def find_layer_list(model: nn.Module) -> tuple[str, nn.ModuleList]:
+    """The model's stack of transformer layers: the longest ``nn.ModuleList`` named like one.
+
+    Works for Llama/Qwen/Mistral (``model.layers``), BERT (``encoder.layer``), GPT-2
+    (``transformer.h``) and most others.
+
+    Raises:
+        ModelError: when no such list exists.
+    """
+    best: tuple[str, nn.ModuleList] | None = None
+    for name, mod in model.named_modules():
+        named_like_layers = name.rsplit(".", 1)[-1] in _LAYER_LIST_NAMES
+        if (
+            isinstance(mod, nn.ModuleList)
+            and named_like_layers
+            and (best is None or len(mod) > len(best[1]))
+        ):
+            best = (name, mod)
+    if best is None:
+        raise ModelError(
+            f"cannot find the transformer layers of {type(model).__name__} (looked for a "
+            f"ModuleList named one of {list(_LAYER_LIST_NAMES)})"
+        )
+    return best
+
+
+def freeze_all_but_top_layers(model: nn.Module, n: int) -> list[str]:
+    """Freeze every parameter except those of the top ``n`` transformer layers.
+
+    Args:
+        model: A transformer (or a module containing one).
+        n: How many of the last layers stay trainable.
+
+    Returns:
+        The names of the parameters left trainable.
+
+    Raises:
+        ConfigError: ``n`` is not between 1 and the number of layers.
+        ModelError: the layer stack cannot be found.
+    """
+    name, layers = find_layer_list(model)
+    if not 1 <= n <= len(layers):
+        raise ConfigError(f"train_top_layers must be between 1 and {len(layers)}, got {n}")
+    prefixes = tuple(f"{name}.{i}." for i in range(len(layers) - n, len(layers)))
+    trainable = []
+    for pname, p in model.named_parameters():
+        keep = pname.startswith(prefixes)
+        p.requires_grad_(keep)
+        if keep:
+            trainable.append(pname)
+    return trainable

@@ -1,0 +1,197 @@
+"""Tests of the forward-KL Trainer path, its configs, checkpoints and resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from transformers import TrainerCallback
+
+from surveylm.errors import ConfigError, ModelError
+from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
+from surveylm.training.trainer import (
+    find_layer_list,
+    freeze_all_but_top_layers,
+    train_option_model,
+)
+
+
+class ToyScorer(nn.Module):
+    """Scores 3 option slots from 4 features; the third slot is padding for half the items."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 3)
+        self.log_temperature = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) / self.log_temperature.exp()
+
+
+class ToyData(torch.utils.data.Dataset):
+    def __init__(self, n: int = 48) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(n, 4, generator=g)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        x = self.x[i]
+        k = 3 if i % 2 else 2
+        label = int(x[0] > 0) + (1 if k == 3 and x[1] > 0.5 else 0)
+        target = torch.zeros(3)
+        target[label] = 1.0
+        mask = torch.tensor([True, True, k == 3])
+        return {"x": x, "targets": target, "option_mask": mask, "item_weights": torch.tensor(1.0)}
+
+
+def collate(batch: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {key: torch.stack([b[key] for b in batch]) for key in batch[0]}
+
+
+def _config(**kw) -> FineTuneConfig:
+    base = dict(learning_rate=0.05, epochs=3, batch_size=8, logging_steps=2, seed=3)
+    base.update(kw)
+    return FineTuneConfig(**base)
+
+
+def test_training_lowers_loss_and_writes_a_checkpoint_per_epoch(tmp_path: Path) -> None:
+    module = ToyScorer()
+    before = module.lin.weight.detach().clone()
+    out = train_option_model(module, ToyData(), collate, _config(), tmp_path)
+    losses = out.losses
+    assert len(losses) >= 6
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert not torch.allclose(before, module.lin.weight)
+    assert out.global_step == 18  # 48 items / 8 per batch * 3 epochs
+    assert out.items_per_second > 0
+    checkpoints = sorted(p.name for p in tmp_path.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-12", "checkpoint-18", "checkpoint-6"]
+    saved = load_file(tmp_path / "checkpoint-18" / "model.safetensors")
+    assert set(saved) == {"lin.weight", "lin.bias", "log_temperature"}
+    torch.testing.assert_close(saved["lin.weight"], module.lin.weight.detach())
+
+
+class _StopAfterFirstEpoch(TrainerCallback):
+    def on_epoch_end(self, args, state, control, **kwargs):
+        control.should_training_stop = True
+
+
+def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+    full = ToyScorer()
+    out_full = train_option_model(full, ToyData(), collate, _config(), tmp_path / "full")
+
+    interrupted = ToyScorer()
+    first = train_option_model(
+        interrupted,
+        ToyData(),
+        collate,
+        _config(),
+        tmp_path / "cut",
+        callbacks=[_StopAfterFirstEpoch()],
+    )
+    assert first.global_step == 6
+    resumed = ToyScorer()  # a fresh process would start from fresh weights
+    out = train_option_model(
+        resumed, ToyData(), collate, _config(), tmp_path / "cut", resume_from_checkpoint=True
+    )
+    assert out.global_step == out_full.global_step
+    torch.testing.assert_close(resumed.lin.weight, full.lin.weight)
+    torch.testing.assert_close(resumed.log_temperature, full.log_temperature)
+    assert out.losses[-1] == pytest.approx(out_full.losses[-1], rel=1e-6)
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        train_option_model(
+            ToyScorer(), ToyData(), collate, _config(), tmp_path, resume_from_checkpoint=True
+        )
+
+
+def test_same_seed_same_result_and_temperature_lr(tmp_path: Path) -> None:
+    a, b, c = ToyScorer(), ToyScorer(), ToyScorer()
+    cfg = _config(epochs=1, save_every_epoch=False)
+    train_option_model(a, ToyData(), collate, cfg, tmp_path / "a")
+    train_option_model(b, ToyData(), collate, cfg, tmp_path / "b")
+    torch.testing.assert_close(a.lin.weight, b.lin.weight)
+    assert not list((tmp_path / "a").glob("checkpoint-*"))
+    # a frozen temperature learning rate of ~0 keeps tau put while the rest trains
+    train_option_model(
+        c, ToyData(), collate, cfg.model_copy(update={"temperature_lr": 1e-12}), tmp_path / "c"
+    )
+    assert c.log_temperature.item() == pytest.approx(0.0, abs=1e-8)
+    assert a.log_temperature.item() != pytest.approx(0.0, abs=1e-4)
+
+
+def test_frozen_model_and_empty_data_are_refused(tmp_path: Path) -> None:
+    module = ToyScorer().requires_grad_(False)
+    with pytest.raises(ModelError, match="no trainable parameters"):
+        train_option_model(module, ToyData(), collate, _config(), tmp_path)
+    with pytest.raises(ModelError, match="no training items"):
+        train_option_model(ToyScorer(), ToyData(0), collate, _config(), tmp_path)
+
+
+def test_batch_without_targets_names_the_problem(tmp_path: Path) -> None:
+    def bad_collate(batch):
+        out = collate(batch)
+        del out["targets"]
+        return out
+
+    with pytest.raises(ModelError, match="'targets'"):
+        train_option_model(ToyScorer(), ToyData(), bad_collate, _config(), tmp_path)
+
+
+def test_config_validation_and_training_arguments(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="learning_rat"):
+        parse_config({"learning_rat": 1e-4})
+    with pytest.raises(ConfigError, match="batch_size"):
+        parse_config({"batch_size": 0})
+    with pytest.raises(ConfigError, match=r"lora\.r"):
+        parse_config({"lora": {"r": 0}})
+    cfg = parse_config({"epochs": 2, "warmup_ratio": 0.1, "lora": {"target_modules": ["query"]}})
+    args = cfg.to_training_arguments(tmp_path)
+    assert args.num_train_epochs == 2 and args.warmup_steps == pytest.approx(0.1)
+    assert args.save_strategy == "epoch" and args.remove_unused_columns is False
+    assert args.report_to == [] or args.report_to == ["none"] or not args.report_to
+    assert args.seed == 0 and args.data_seed == 0 and args.bf16 is False
+    assert args.use_cpu is (not torch.cuda.is_available())
+    lora = cfg.lora.to_peft()
+    assert lora.r == 8 and lora.lora_alpha == 32 and set(lora.target_modules) == {"query"}
+    assert LoraSettings().target_modules == ["q_proj", "v_proj"]
+    yaml_file = tmp_path / "ft.yaml"
+    yaml_file.write_text("epochs: 1.5\nlora:\n  enabled: false\n", encoding="utf-8")
+    loaded = FineTuneConfig.from_yaml(yaml_file)
+    assert loaded.epochs == 1.5 and loaded.lora.enabled is False
+    yaml_file.write_text("epoch: 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"ft\.yaml.*epoch"):
+        FineTuneConfig.from_yaml(yaml_file)
+
+
+def test_freeze_all_but_top_layers_on_a_tiny_bert() -> None:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
+    model = BertModel(cfg)
+    name, layers = find_layer_list(model)
+    assert name == "encoder.layer" and len(layers) == 3
+    trainable = freeze_all_but_top_layers(model, 1)
+    assert trainable and all(n.startswith("encoder.layer.2.") for n in trainable)
+    assert not any(p.requires_grad for p in model.embeddings.parameters())
+    assert all(p.requires_grad for p in model.encoder.layer[2].parameters())
+    with pytest.raises(ConfigError, match="between 1 and 3"):
+        freeze_all_but_top_layers(model, 4)
+    with pytest.raises(ModelError, match="cannot find the transformer layers"):
+        find_layer_list(nn.Linear(2, 2))
