@@ -22,7 +22,7 @@ def test_group_marginal_uses_cells_and_falls_back(toy_survey):
     train_s, test_s = split_respondents(toy_survey, 0.5, seed=1)
     train = build_group_items(train_s, ["vote"], by="party", min_n=1)
     test = build_group_items(test_s, ["vote"], by="party", min_n=1)
-    gm = make_model("group-marginal").fit(train)
+    gm = make_model("group-marginal", smoothing=0.0).fit(train)
     pred = gm.predict(test)
     lookup = dict(zip(train.frame["group"], train.targets, strict=True))
     for gid, d in zip(test.frame["group"], pred.distributions, strict=True):
@@ -30,6 +30,9 @@ def test_group_marginal_uses_cells_and_falls_back(toy_survey):
     # An unseen group falls back to the question marginal, and says so.
     unseen = build_group_items(test_s, ["vote"], by=[["party", "vote"]], min_n=1)
     assert gm.predict(unseen).extra["fallbacks"] == len(unseen)
+    # Smoothing keeps every option possible (finite KL) and shrinks towards the marginal.
+    smooth = make_model("group-marginal", smoothing=5.0).fit(train).predict(test)
+    assert all((d > 0).all() for d in smooth.distributions)
 
 
 def test_group_marginal_respondent_cells_differ_by_party(toy_survey):

@@ -15,7 +15,7 @@ from typing import Any
 
 from surveylm.errors import DataError
 from surveylm.items import DEFAULT_MIN_N, ItemSet, build_group_items, build_respondent_items
-from surveylm.models import BASELINES, make_model
+from surveylm.models import make_model
 from surveylm.models.base import Predictions
 from surveylm.splits import split_respondents
 from surveylm.survey import Survey
@@ -39,7 +39,7 @@ def evaluate_baselines(
     questions: Sequence[str] | None = None,
     target: str | None = None,
     features: Sequence[str] | None = None,
-    models: Sequence[str] = BASELINES,
+    models: Sequence[str] = ("question-marginal", "group-marginal"),
     test_fraction: float = 0.5,
     min_n: int = DEFAULT_MIN_N,
     seed: int = 0,
@@ -55,7 +55,8 @@ def evaluate_baselines(
         questions: Target questions of group items (default: all not used for grouping).
         target: Target question of respondent items.
         features: Feature questions/covariates of respondent items.
-        models: Registry names of the models to fit (default: the three baselines).
+        models: Registry names of the models to fit (default: the two fitted baselines;
+            the uniform distribution is always reported as a reference).
         test_fraction: Share of respondents held out.
         min_n: Minimum group cell size (smaller cells are suppressed in both halves).
         seed: Seed of the split and of the bootstrap.

@@ -114,9 +114,10 @@ class GroupMarginalModel(AnswerModel):
 
     Group items: the cell is (question, group); an unseen group (or question) falls back
     to the question marginal. Respondent items: the cell is (question, values of the
-    context features ``by``), and the prediction is
-    ``(n·cell + smoothing·marginal) / (n + smoothing)`` with ``n`` the number of training
-    respondents in the cell — a cell-mean (hot-deck style) imputation.
+    context features ``by``) — a cell-mean (hot-deck style) imputation. Either way the
+    prediction is ``(n·cell + smoothing·marginal) / (n + smoothing)`` with ``n`` the
+    number of training respondents behind the cell, so that an option nobody in a small
+    cell chose keeps a little mass and log loss / KL stay finite.
 
     Args:
         by: Context features defining respondent cells (default: every categorical
@@ -151,8 +152,9 @@ class GroupMarginalModel(AnswerModel):
             cells.setdefault(self._cell_key(kind, qid, group, ctx), []).append(i)
         targets = train.targets
         weights = frame["weight"].to_numpy()
+        sizes = frame["n"].to_numpy(dtype=np.float64)  # respondents behind each item
         self.cells_: dict[str, tuple[np.ndarray, float]] = {
-            key: (_weighted_mean([targets[i] for i in rows], weights[rows]), float(len(rows)))
+            key: (_weighted_mean([targets[i] for i in rows], weights[rows]), sizes[rows].sum())
             for key, rows in cells.items()
         }
         return self
@@ -171,12 +173,7 @@ class GroupMarginalModel(AnswerModel):
                 dists.append(base.distributions[i])
                 continue
             mean, n = cell
-            if kind == "group":
-                dists.append(mean)
-            else:
-                dists.append(
-                    (n * mean + self.smoothing * base.distributions[i]) / (n + self.smoothing)
-                )
+            dists.append((n * mean + self.smoothing * base.distributions[i]) / (n + self.smoothing))
         return Predictions(items.item_ids, dists, self.name, extra={"fallbacks": fallbacks})
 
     def _get_state(self) -> dict[str, Any]:
