@@ -194,8 +194,8 @@ def load_masculinity(
         data_dir: Folder holding ``fivethirtyeight-masculinity/`` (see
             :func:`shared_data_dir`).
         keep_no_answer: Keep "No answer" (and "Prefer not to answer" for income) as a last
-            option with ordinal value -1 instead of treating it as missing. The published
-            crosstabs count it in their denominators.
+            option with ordinal value -1 instead of treating it as missing, for the questions
+            where someone gave it. The published crosstabs count it in their denominators.
 
     Returns:
         Single-choice questions (wording from ``masculinity-survey.pdf``; matrix q0007 as one
@@ -220,7 +220,8 @@ def load_masculinity(
         if options is None:
             options = tuple(sorted({v for v in col if v is not None and v != NO_ANSWER}))
         data[qid] = col
-        q = _question(qid, label, text, options, ordinal, MASCULINITY, keep_no_answer)
+        kept = keep_no_answer and bool(no_answer.any())
+        q = _question(qid, label, text, options, ordinal, MASCULINITY, kept)
         questions.append(q)
     weights = pd.to_numeric(raw["weight"], errors="coerce").to_numpy()
     return Survey(data, questions, weights, name=MASCULINITY, file=str(path))
@@ -395,7 +396,7 @@ def load_nonvoters(
     Args:
         data_dir: Folder holding ``fivethirtyeight-nonvoters/`` (see :func:`shared_data_dir`).
         keep_no_answer: Keep code -1 as a last option "No answer" (ordinal value -1) instead
-            of treating it as missing.
+            of treating it as missing, for the questions where someone gave it.
 
     Returns:
         The single-choice questions Q2-Q33 (grids as one question per row, ``Q2_1``...; texts
@@ -435,7 +436,8 @@ def load_nonvoters(
                 lookup[-1.0] = NO_ANSWER
             data[qid] = [lookup.get(c) for c in codes]
             ordinal = number in _NV_ORDINAL
-            q = _question(qid, label, qtext, tuple(options), ordinal, NONVOTERS, keep_no_answer)
+            kept = keep_no_answer and bool((codes == -1).any())
+            q = _question(qid, label, qtext, tuple(options), ordinal, NONVOTERS, kept)
             questions.append(q)
     age = pd.to_numeric(raw["ppage"], errors="coerce")
     data["ppage"] = age.to_numpy()
