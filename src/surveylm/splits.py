@@ -83,12 +83,63 @@ def split_items_by_question(
         raise DataError(f"test questions not in the item set: {preview(unknown)}")
     is_test = items.frame["question_id"].isin(test_questions).to_numpy()
     train, test = items.subset(~is_test), items.subset(is_test)
-    train_texts = {items.questions[q].text.strip().lower(): q for q in train.question_ids}
+    _refuse_text_leaks(train, test)
+    return train, test
+
+
+def split_items_by_group(items: ItemSet, test_groups: Sequence[str]) -> tuple[ItemSet, ItemSet]:
+    """Unseen-group split: all items of ``test_groups`` (group labels) go to the test set."""
+    test_groups = list(test_groups)
+    known = set(items.frame["group"].dropna())
+    unknown = [g for g in test_groups if g not in known]
+    if unknown:
+        raise DataError(f"test groups not in the item set: {preview(unknown)}")
+    is_test = items.frame["group"].isin(test_groups).to_numpy()
+    return items.subset(~is_test), items.subset(is_test)
+
+
+def split_items_by_source(items: ItemSet, test_sources: Sequence[str]) -> tuple[ItemSet, ItemSet]:
+    """Unseen-survey split: train on some sources (surveys), test on the others.
+
+    Refuses when a test question's text also appears in a training survey.
+    """
+    test_sources = list(test_sources)
+    unknown = [s for s in test_sources if s not in set(items.frame["source"])]
+    if unknown:
+        raise DataError(f"test sources not in the item set: {preview(unknown)}")
+    is_test = items.frame["source"].isin(test_sources).to_numpy()
+    train, test = items.subset(~is_test), items.subset(is_test)
+    _refuse_text_leaks(train, test)
+    return train, test
+
+
+def crossed_split(
+    items: ItemSet, test_questions: Sequence[str], test_groups: Sequence[str]
+) -> dict[str, ItemSet]:
+    """Cao et al.'s (2025) crossing of seen/unseen questions × seen/unseen groups.
+
+    Training items are those of seen questions *and* seen groups; the four test cells are
+    ``seen_q/seen_g`` (empty unless items are also split by respondents), ``seen_q/unseen_g``,
+    ``unseen_q/seen_g`` and ``unseen_q/unseen_g``.
+    """
+    q_test = items.frame["question_id"].isin(list(test_questions)).to_numpy()
+    g_test = items.frame["group"].isin(list(test_groups)).to_numpy()
+    parts = {
+        "train": items.subset(~q_test & ~g_test),
+        "seen_q/unseen_g": items.subset(~q_test & g_test),
+        "unseen_q/seen_g": items.subset(q_test & ~g_test),
+        "unseen_q/unseen_g": items.subset(q_test & g_test),
+    }
+    _refuse_text_leaks(parts["train"], items.subset(q_test))
+    return parts
+
+
+def _refuse_text_leaks(train: ItemSet, test: ItemSet) -> None:
+    train_texts = {train.questions[q].text.strip().lower(): q for q in train.question_ids}
     for q in test.question_ids:
-        twin = train_texts.get(items.questions[q].text.strip().lower())
-        if twin is not None:
+        twin = train_texts.get(test.questions[q].text.strip().lower())
+        if twin is not None or q in train.question_ids:
             raise DataError(
-                f"question '{q}' has the same text as training question '{twin}': it would "
+                f"test question '{q}' also appears in training (as '{twin or q}'): it would "
                 "leak into training"
             )
-    return train, test
