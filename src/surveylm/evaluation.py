@@ -347,7 +347,7 @@ def _evaluate_respondents(
             pr = (onehot_pred.T @ wb.T).T
             present = ((onehot_y + onehot_pred).T @ counts.T).T > 0
             bal, mf1 = class_metrics(tp, t, pr, present)
-            reps["accuracy"].append(wb @ correct / total)
+            reps["accuracy"].append(np.clip(wb @ correct / total, 0.0, 1.0))
             reps["balanced_accuracy"].append(bal)
             reps["macro_f1"].append(mf1)
             reps["log_loss"].append(wb @ ll / total)
@@ -450,7 +450,11 @@ def _named(
 def _cell(value: float, low: float, high: float, digits: int, ci: bool) -> str:
     if not np.isfinite(value):
         return "n/a"
-    text = f"{value:.{digits}f}"
+
+    def fmt(x: float) -> str:
+        return f"{x + 0.0:.{digits}f}".replace("-0." + "0" * digits, "0." + "0" * digits)
+
+    text = fmt(value)
     if ci and np.isfinite(low) and np.isfinite(high):
-        text += f" [{low:.{digits}f}, {high:.{digits}f}]"
+        text += f" [{fmt(low)}, {fmt(high)}]"
     return text

@@ -395,7 +395,7 @@ def class_metrics(
         f1 = np.where(t + pr > 0, 2 * tp / (t + pr), 0.0)
         bal = (recall * (t > 0)).sum(-1) / (t > 0).sum(-1)
         mf1 = (f1 * present).sum(-1) / present.sum(-1)
-    return bal, mf1
+    return np.clip(bal, 0.0, 1.0), np.clip(mf1, 0.0, 1.0)
 
 
 def respondent_metrics(
