@@ -26,6 +26,8 @@ _EXPORTS: dict[str, str] = {
     "evaluate_baselines": "surveylm.experiments.baselines",
     "load_anes1996": "surveylm.datasets",
     "load_dataset": "surveylm.datasets",
+    "load_masculinity": "surveylm.datasets.fivethirtyeight",
+    "load_nonvoters": "surveylm.datasets.fivethirtyeight",
     "make_model": "surveylm.models",
 }
 
@@ -33,6 +35,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from surveylm.datasets import load_anes1996, load_dataset
+    from surveylm.datasets.fivethirtyeight import load_masculinity, load_nonvoters
     from surveylm.errors import SurveyLMError
     from surveylm.evaluation import evaluate
     from surveylm.experiments.baselines import evaluate_baselines
