@@ -19,8 +19,7 @@ differences between rows are comparable.
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from surveylm.metrics import (
     respondent_metrics,
     respondent_values,
 )
+from surveylm.metrics.bootstrap import bootstrap_means, count_chunks, percentile_interval
 from surveylm.models.base import Predictions
 
 #: Model name of the uniform-distribution reference row.
@@ -259,7 +259,7 @@ def _evaluate_groups(
     # Overall means with paired item bootstrap: one matrix product per chunk of resamples.
     cols = [(name, m) for name in values for m in (*DISTRIBUTION_METRICS, "format_mass")]
     v = np.column_stack([per_item.loc[per_item["model"] == n, m].to_numpy(float) for n, m in cols])
-    point, low, high, count = _bootstrap_means(v, np.ones(len(f)), boot_seed, n_boot, ci)
+    point, low, high, count = bootstrap_means(v, np.ones(len(f)), boot_seed, n_boot, ci)
     overall = pd.DataFrame({
         "model": [c[0] for c in cols], "kind": "group", "metric": [c[1] for c in cols],
         "value": point, "ci_low": low, "ci_high": high, "n_items": count,
@@ -339,7 +339,7 @@ def _evaluate_respondents(
         }))  # fmt: skip
         onehot_pred = _onehot(pred, n_classes)
         reps: dict[str, list[np.ndarray]] = {m: [] for m in RESPONDENT_METRICS}
-        for counts in [np.ones((1, n)), *_count_chunks(n, n_boot, boot_seed)]:
+        for counts in [np.ones((1, n)), *count_chunks(n, n_boot, boot_seed)]:
             wb = counts * w
             total = wb.sum(axis=1)
             t = (onehot_y.T @ wb.T).T
@@ -354,10 +354,10 @@ def _evaluate_respondents(
             reps["brier"].append(wb @ brier / total)
         for metric, chunks in reps.items():
             allv = np.concatenate(chunks)
-            low, high = _percentiles(allv[1:, None], ci)
+            low, high = percentile_interval(allv[1:, None], ci)
             overall.append((name, "respondent", metric, allv[0], low[0], high[0], n))
         if mass[name] is not None:
-            point, low, high, count = _bootstrap_means(
+            point, low, high, count = bootstrap_means(
                 mass[name][:, None], np.ones(n), boot_seed, n_boot, ci
             )
             overall.append((name, "respondent", "format_mass", point[0], low[0], high[0], count[0]))
@@ -373,51 +373,6 @@ def _evaluate_respondents(
 def _onehot(labels: np.ndarray, n_classes: int) -> sp.csr_matrix:
     n = len(labels)
     return sp.csr_matrix((np.ones(n), (np.arange(n), labels)), shape=(n, n_classes))
-
-
-# -- bootstrap -------------------------------------------------------------------------
-def _count_chunks(n: int, n_boot: int, seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
-    """Bootstrap resamples of ``n`` units as multiplicity counts, ``(chunk, n)`` at a time.
-
-    A fresh generator from ``seed`` each call, so every model sees the same resamples
-    (a paired bootstrap); the chunk size depends on ``n`` only.
-    """
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
-    done = 0
-    while done < n_boot:
-        b = min(chunk, n_boot - done)
-        idx = rng.integers(0, n, size=(b, n)) + n * np.arange(b)[:, None]
-        yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        done += b
-
-
-def _bootstrap_means(
-    v: np.ndarray, w: np.ndarray, seed: np.random.SeedSequence, n_boot: int, ci: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted column means of ``v`` ignoring NaN, with percentile bootstrap intervals.
-
-    Returns point estimates, interval bounds and the non-NaN count of each column.
-    """
-    ok = np.isfinite(v)
-    v0 = np.where(ok, v, 0.0) * w[:, None]
-    okw = ok * w[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        point = v0.sum(axis=0) / okw.sum(axis=0)
-        reps = [c @ v0 / (c @ okw) for c in _count_chunks(len(v), n_boot, seed)]
-    low, high = _percentiles(np.vstack(reps) if reps else np.empty((0, v.shape[1])), ci)
-    return point, low, high, ok.sum(axis=0)
-
-
-def _percentiles(reps: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
-    if reps.shape[0] == 0:
-        nan = np.full(reps.shape[1], np.nan)
-        return nan, nan.copy()
-    alpha = 100 * (1 - ci) / 2
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanpercentile(reps, [alpha, 100 - alpha], axis=0)
-    return low, high
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -1,23 +1,14 @@
-"""Metrics: distribution, respondent and population level, and sampling-noise floors.
+"""Distribution metrics for one item (human ``p`` vs model ``q``) and noise floors.
 
-The definitions are the ones of DESIGN.md ("Reference definitions") and are tested
-against independent implementations (scipy, scikit-learn):
+The ordinal Wasserstein distance of SubPOP (Suh et al. 2025) and OpinionQA (Santurkar et
+al. 2023), total variation, the SimBench score (Hu et al. 2025), the Jensen–Shannon
+divergence in bits and KL(p‖q) in nats (the objective of Cao et al. 2025 and of SubPOP's
+fine-tuning), exactly as DESIGN.md defines them. The single-item functions validate their
+inputs and are the reference; :func:`distribution_metrics` runs the same row-wise kernels
+over many items of one question.
 
-* **Distribution metrics** for one item — human distribution ``p`` (the target), model
-  distribution ``q`` (the prediction): the ordinal Wasserstein distance used by SubPOP
-  (Suh et al. 2025) and OpinionQA (Santurkar et al. 2023), total variation, the SimBench
-  score (Hu et al. 2025), the Jensen–Shannon divergence in bits and KL(p‖q) in nats (the
-  loss of Cao et al. 2025 and of SubPOP's fine-tuning).
-* **Respondent metrics** for imputation (Holtdirk et al. 2025): accuracy, balanced
-  accuracy, macro F1, log loss and the multiclass Brier score, all survey-weighted.
-* **Population metrics**: weighted option shares of the full population against the
-  estimate from observed + imputed answers.
-* **Noise floors**: the metric a *perfect* model would get, given that the human
-  distribution is itself a finite sample — the yardstick beside every method.
-
-Single-item functions (:func:`wasserstein`, :func:`kl_divergence`, ...) validate their
-inputs and are the reference; :func:`distribution_metrics` applies the same kernels to
-many items of one question at once.
+The **noise floor** is the score a *perfect* model gets because the human distribution is
+itself a finite sample: the yardstick reported beside every method.
 """
 
 from __future__ import annotations
@@ -25,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
@@ -40,8 +30,6 @@ KL_FLOOR = 1e-12
 SIMBENCH_MIN_TV = 1e-12
 #: Names of the per-item distribution metrics, in report order.
 DISTRIBUTION_METRICS = ("wd", "tv", "jsd", "kl", "simbench")
-#: Names of the respondent-level metrics, in report order.
-RESPONDENT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier")
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -335,199 +323,6 @@ def bootstrap_floor(
     rows = _all_rows(samples[valid], np.broadcast_to(full, samples[valid].shape), o)
     with np.errstate(all="ignore"), _quiet():
         return {m: float(np.nanmean(v)) if v.size else float("nan") for m, v in rows.items()}
-
-
-# -- respondent level ------------------------------------------------------------------
-def _respondent_inputs(
-    y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None, context: str = ""
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    qm = check_distribution_matrix(np.asarray(q, dtype=np.float64), context=context)
-    y = np.asarray(y_true)
-    if y.ndim == 2:
-        if y.shape != qm.shape or not np.all((y == 0) | (y == 1)) or np.any(y.sum(1) != 1):
-            raise DataError(f"{context}true answers must be one-hot rows shaped like {qm.shape}")
-        y = y.argmax(axis=1)
-    y = y.astype(np.int64)
-    if y.shape != (len(qm),) or np.any((y < 0) | (y >= qm.shape[1])):
-        raise DataError(
-            f"{context}need {len(qm)} true option indices in [0, {qm.shape[1]}), got shape "
-            f"{y.shape}"
-        )
-    if sample_weight is None:
-        w = np.ones(len(y))
-    else:
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != y.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise DataError(
-                f"{context}sample weights must be {len(y)} finite values >= 0, not all 0"
-            )
-    return y, qm, w
-
-
-def respondent_values(y: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-respondent pieces: predicted option (argmax, first on ties), correct (0/1),
-    log loss ``−ln clip(q_y, ε, 1−ε)`` (ε = float64 machine epsilon, as scikit-learn),
-    Brier ``Σ_k (q_k − y_k)²``."""
-    pred = q.argmax(axis=1)
-    q_y = q[np.arange(len(y)), y]
-    eps = np.finfo(np.float64).eps
-    return {
-        "pred": pred,
-        "correct": (pred == y).astype(np.float64),
-        "log_loss": -np.log(np.clip(q_y, eps, 1 - eps)),
-        "brier": (q * q).sum(axis=1) - 2 * q_y + 1.0,
-    }
-
-
-def class_metrics(
-    tp: np.ndarray, t: np.ndarray, pr: np.ndarray, present: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Balanced accuracy and macro F1 from weighted per-class sums (last axis = class).
-
-    ``tp``: weight of correct answers of each class; ``t``: weight truly in the class;
-    ``pr``: weight predicted in it; ``present``: class occurs (unweighted) as a true or a
-    predicted label. Balanced accuracy averages recall over classes with ``t > 0``; macro F1
-    averages ``2·tp / (t + pr)`` (0 when that is 0/0) over present classes — both exactly
-    as scikit-learn.
-    """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        recall = np.where(t > 0, tp / t, 0.0)
-        f1 = np.where(t + pr > 0, 2 * tp / (t + pr), 0.0)
-        bal = (recall * (t > 0)).sum(-1) / (t > 0).sum(-1)
-        mf1 = (f1 * present).sum(-1) / present.sum(-1)
-    return np.clip(bal, 0.0, 1.0), np.clip(mf1, 0.0, 1.0)
-
-
-def respondent_metrics(
-    y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None
-) -> dict[str, float]:
-    """All of :data:`RESPONDENT_METRICS` for one question's respondents.
-
-    Args:
-        y_true: True option index per respondent, or one-hot rows.
-        q: ``(n, K)`` predicted distributions.
-        sample_weight: Survey weights (default 1).
-
-    Returns:
-        ``accuracy`` (argmax prediction, ties to the first option), ``balanced_accuracy``,
-        ``macro_f1`` (over options that occur as a true or predicted answer), ``log_loss``
-        (nats) and ``brier`` (multiclass: weighted mean of ``Σ_k (q_k − y_k)²``, in
-        [0, 2]) — equal to scikit-learn's ``accuracy_score``, ``balanced_accuracy_score``,
-        ``f1_score(average="macro")``, ``log_loss(labels=range(K))`` and
-        ``brier_score_loss(labels=range(K), scale_by_half=False)`` with ``sample_weight``.
-    """
-    y, qm, w = _respondent_inputs(y_true, q, sample_weight)
-    v = respondent_values(y, qm)
-    k = qm.shape[1]
-    t = np.bincount(y, weights=w, minlength=k)
-    tp = np.bincount(y, weights=w * v["correct"], minlength=k)
-    pr = np.bincount(v["pred"], weights=w, minlength=k)
-    present = (np.bincount(y, minlength=k) + np.bincount(v["pred"], minlength=k)) > 0
-    bal, mf1 = class_metrics(tp, t, pr, present)
-    return {
-        "accuracy": float(np.average(v["correct"], weights=w)),
-        "balanced_accuracy": float(bal),
-        "macro_f1": float(mf1),
-        "log_loss": float(np.average(v["log_loss"], weights=w)),
-        "brier": float(np.average(v["brier"], weights=w)),
-    }
-
-
-def accuracy(y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None) -> float:
-    """Weighted share of respondents whose most likely option is their answer."""
-    return respondent_metrics(y_true, q, sample_weight)["accuracy"]
-
-
-def balanced_accuracy(
-    y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None
-) -> float:
-    """Mean over true options of the weighted recall (see :func:`respondent_metrics`)."""
-    return respondent_metrics(y_true, q, sample_weight)["balanced_accuracy"]
-
-
-def macro_f1(y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None) -> float:
-    """Unweighted mean of per-option F1 (see :func:`respondent_metrics`)."""
-    return respondent_metrics(y_true, q, sample_weight)["macro_f1"]
-
-
-def log_loss(y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None) -> float:
-    """Weighted mean of ``−ln q_y`` (nats), q clipped to [ε, 1−ε] as scikit-learn does."""
-    return respondent_metrics(y_true, q, sample_weight)["log_loss"]
-
-
-def brier_score(y_true: ArrayLike, q: np.ndarray, sample_weight: ArrayLike | None = None) -> float:
-    """Multiclass Brier score: weighted mean over respondents of ``Σ_k (q_k − y_k)²``."""
-    return respondent_metrics(y_true, q, sample_weight)["brier"]
-
-
-# -- population level ------------------------------------------------------------------
-def weighted_shares(
-    answers: ArrayLike | np.ndarray, weights: ArrayLike | None = None, n_options: int | None = None
-) -> np.ndarray:
-    """Weighted share of each option.
-
-    Args:
-        answers: Option indices (``-1`` = not answered, left out), or an ``(n, K)``
-            matrix of per-respondent distributions (observed answers one-hot, imputed
-            ones as predicted distributions).
-        weights: Survey weights (default 1).
-        n_options: Number of options (needed for indices; taken from the matrix otherwise).
-    """
-    a = np.asarray(answers)
-    w = np.ones(len(a)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if w.shape != (len(a),) or not np.all(np.isfinite(w)) or np.any(w < 0):
-        raise DataError(f"need {len(a)} finite, non-negative weights")
-    if a.ndim == 2:
-        m = check_distribution_matrix(a)
-        total = w.sum()
-        shares = (w @ m) / total if total > 0 else None
-    else:
-        if n_options is None:
-            raise DataError("weighted_shares needs n_options for option indices")
-        c = a.astype(np.int64)
-        if np.any(c >= n_options) or np.any(c < -1):
-            raise DataError(f"option indices must lie in [-1, {n_options})")
-        keep = c >= 0
-        total = w[keep].sum()
-        shares = (
-            np.bincount(c[keep], weights=w[keep], minlength=n_options) / total
-            if total > 0
-            else None
-        )
-    if shares is None:
-        raise DataError("no (weighted) answers to compute shares from")
-    return shares
-
-
-def population_errors(
-    truth: ArrayLike | np.ndarray,
-    estimate: ArrayLike | np.ndarray,
-    weights: ArrayLike | None = None,
-    n_options: int | None = None,
-    *,
-    estimate_weights: ArrayLike | None = None,
-) -> dict[str, Any]:
-    """Compare the full population's weighted shares with an estimate.
-
-    Args:
-        truth: The full population's answers (indices or distributions, see
-            :func:`weighted_shares`).
-        estimate: Observed + imputed answers (same forms), e.g. one-hot for observed
-            respondents and predicted distributions for imputed ones.
-        weights: Survey weights of ``truth`` (and of ``estimate`` unless given apart).
-        n_options: Number of options, when answers are indices.
-        estimate_weights: Weights of ``estimate`` when its respondents differ.
-
-    Returns:
-        ``{"truth", "estimate", "abs_error"}`` arrays over options and ``"tv"``, the total
-        variation between the two share vectors.
-    """
-    t = weighted_shares(truth, weights, n_options)
-    ew = weights if estimate_weights is None else estimate_weights
-    e = weighted_shares(estimate, ew, n_options if n_options is not None else len(t))
-    if len(t) != len(e):
-        raise DistributionError(f"truth has {len(t)} options but the estimate {len(e)}")
-    return {"truth": t, "estimate": e, "abs_error": np.abs(e - t), "tv": float(_tv_rows(t, e))}
 
 
 @contextlib.contextmanager
