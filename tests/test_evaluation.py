@@ -253,3 +253,14 @@ def test_to_files_writes_parquet_and_csv_atomically(tmp_path, group_items, respo
     back = pd.read_parquet(tmp_path / "out" / "overall.parquet")
     np.testing.assert_allclose(back["value"], ev.overall["value"])
     assert isinstance(ev, Evaluation)
+
+
+def test_bootstrap_is_paired_across_models(group_items, respondent_items):
+    for items in (group_items, respondent_items):
+        a = noisy(items, "a", 11)
+        b = Predictions(a.item_ids, a.distributions, "b")
+        ev = evaluate(items, [a, b], n_boot=100, seed=3, include_references=False)
+        assert ev.models == ["a", "b"]
+        rows = ev.overall.set_index(["model", "metric"])
+        for col in ("value", "ci_low", "ci_high"):
+            np.testing.assert_allclose(rows.loc["a", col], rows.loc["b", col], rtol=1e-12)
