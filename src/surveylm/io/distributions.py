@@ -88,7 +88,7 @@ def read_subpop_jsonl(
     for line_no, line in _lines(path):
         if not line.strip():
             continue
-        loc = f"{where(file=path)}line {line_no}: "
+        loc = _loc(path, line_no)
         try:
             rec = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -99,7 +99,7 @@ def read_subpop_jsonl(
         if absent:
             raise FileFormatError(f"{loc}missing key(s) {', '.join(absent)}")
         qid = str(rec["qkey"])
-        qloc = f"{where(file=path)}line {line_no}, {where(question=qid)}"
+        qloc = _loc(path, line_no, qid)
         options = _as_list(rec["options"], "options", qloc)
         ordinal = rec.get("ordinal")
         ordinal = None if ordinal is None else _as_list(ordinal, "ordinal", qloc)
@@ -107,7 +107,7 @@ def read_subpop_jsonl(
             q = Question(qid, str(rec["question"]), tuple(options), ordinal,
                          source=str(rec.get("source") or source))  # fmt: skip
         except CodebookError as exc:
-            raise CodebookError(f"{where(file=path)}line {line_no}: {exc}") from None
+            raise CodebookError(f"{loc}{exc}") from None
         if qid in questions and questions[qid] != q:
             raise DataError(
                 f"{qloc}defined differently (text, options or ordinal values) than on line "
@@ -116,7 +116,7 @@ def read_subpop_jsonl(
         questions.setdefault(qid, q)
         defined_on.setdefault(qid, line_no)
         attribute, group = str(rec["attribute"]), str(rec["group"])
-        gloc = f"{qloc.rstrip(': ')}, group '{attribute} = {group}': "
+        gloc = _loc(path, line_no, qid, f"{attribute} = {group}")
         responses = _as_list(rec["responses"], "responses", gloc)
         try:
             target = check_distribution(responses, q.n_options, context=gloc, tol=tol)
@@ -148,7 +148,7 @@ def write_subpop_jsonl(items: ItemSet, path: str | Path) -> Path:
                 "ordinal": None if q.ordinal is None else list(q.ordinal),
                 "responses": [float(x) for x in row["target"]],
                 "refusal_rate": refusal.get(row["item_id"]),
-                "context": row["context"], "source": q.source,
+                "context": row["context"], "source": row["source"] or q.source,
             }  # fmt: skip
             if row["n"] > 0:
                 rec["n"] = int(row["n"])
@@ -197,8 +197,7 @@ def read_long_csv(
     for line_no, rec in records:
         qid, option = rec["question"], rec["option"]
         key = (qid, rec["group_var"], rec["group"])
-        loc = f"{where(file=path)}line {line_no}, {where(question=qid)}"
-        loc = f"{loc.rstrip(': ')}, group '{key[1]} = {key[2]}': "
+        loc = _loc(path, line_no, qid, f"{key[1]} = {key[2]}")
         try:
             share = float(rec["share"])
         except ValueError:
@@ -220,8 +219,8 @@ def read_long_csv(
     for key, group_cells in cells.items():
         qid, group_var, group = key
         q = questions[qid]
-        loc = f"{where(file=path, question=qid).rstrip(': ')}, group '{group_var} = {group}' "
-        loc += f"(from line {first_line[key]}): "
+        loc = _loc(path, None, qid, f"{group_var} = {group}")
+        loc = f"{loc[:-2]} (from line {first_line[key]}): "
         unknown = [o for o in group_cells if o not in q.options]
         if unknown:
             raise DataError(f"{loc}option {unknown[0]!r} is not one of {list(q.options)}")
@@ -248,6 +247,17 @@ def write_long_csv(items: ItemSet, path: str | Path) -> Path:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _loc(
+    path: Path, line: int | None, question: str | None = None, group: str | None = None
+) -> str:
+    """``"file 'x.jsonl', line 3, question 'q1', group 'party = Dem': "``."""
+    parts = [f"file '{path}'"]
+    parts += [f"line {line}"] if line is not None else []
+    parts += [f"question '{question}'"] if question is not None else []
+    parts += [f"group '{group}'"] if group is not None else []
+    return ", ".join(parts) + ": "
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         raw = path.read_bytes()
@@ -288,14 +298,12 @@ def _read_csv_rows(path: Path, encoding: str) -> tuple[list[str], list[tuple[int
                 continue
             if len(row) != len(header):
                 raise FileFormatError(
-                    f"{where(file=path)}line {reader.line_num} has {len(row)} fields, expected "
+                    f"{_loc(path, reader.line_num)}has {len(row)} fields, expected "
                     f"{len(header)} as in the header (truncated or ragged row?)"
                 )
             records.append((reader.line_num, dict(zip(header, row, strict=True))))
     except csv.Error as exc:
-        raise FileFormatError(
-            f"{where(file=path)}line {reader.line_num}: malformed CSV ({exc})"
-        ) from None
+        raise FileFormatError(f"{_loc(path, reader.line_num)}malformed CSV ({exc})") from None
     return header, records
 
 
