@@ -77,6 +77,7 @@ def test_perfect_predictions_score_zero_and_references_are_present(group_items):
     assert ev.value("perfect", "simbench") == pytest.approx(100.0)
     assert ev.value(REFERENCE_UNIFORM, "simbench") == pytest.approx(0.0, abs=1e-9)
     assert ev.overall.loc[ev.overall["model"] != "perfect", "reference"].all()
+    assert ev.per_respondent.empty and "log_loss" in ev.per_respondent.columns
 
 
 def test_overall_means_match_single_item_metrics(group_items):

@@ -51,6 +51,13 @@ REFERENCE_NOISE_FLOOR = "noise floor (ref)"
 REFERENCES = (REFERENCE_UNIFORM, REFERENCE_NOISE_FLOOR)
 
 OVERALL_COLUMNS = ["model", "kind", "metric", "value", "ci_low", "ci_high", "n_items", "reference"]
+_EMPTY = {
+    "per_item": ["model", "item_id", "question_id", "group_var", "group", "n", "n_eff",
+                 *DISTRIBUTION_METRICS, "entropy", "format_mass"],
+    "per_respondent": ["model", "item_id", "question_id", "respondent_id", "weight", "answer",
+                       "predicted", "p_answer", "correct", "log_loss", "brier", "format_mass"],
+    "per_group": ["model", "group_var", "group", "metric", "value", "n_items"],
+}  # fmt: skip
 _LABELS = {
     "wd": "WD ↓", "tv": "TV ↓", "jsd": "JSD bits ↓", "kl": "KL nats ↓", "simbench": "SimBench ↑",
     "accuracy": "accuracy ↑", "balanced_accuracy": "bal. accuracy ↑", "macro_f1": "macro F1 ↑",
@@ -206,10 +213,10 @@ def evaluate(
     }  # fmt: skip
     return Evaluation(
         overall=overall[OVERALL_COLUMNS].reset_index(drop=True),
-        per_item=frames.get("per_item", pd.DataFrame()),
-        per_respondent=frames.get("per_respondent", pd.DataFrame()),
+        per_item=frames.get("per_item", pd.DataFrame(columns=_EMPTY["per_item"])),
+        per_respondent=frames.get("per_respondent", pd.DataFrame(columns=_EMPTY["per_respondent"])),
         per_question=frames["per_question"],
-        per_group=frames.get("per_group", pd.DataFrame()),
+        per_group=frames.get("per_group", pd.DataFrame(columns=_EMPTY["per_group"])),
         settings=settings,
     )
 
