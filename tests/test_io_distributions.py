@@ -9,6 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from surveylm.codebook import Codebook, QuestionSpec
 from surveylm.errors import DataError, DistributionError, FileFormatError
@@ -200,3 +202,36 @@ def test_items_from_file_survive_parquet(tmp_path, group_items):
     items = read_long_csv(write_long_csv(group_items, tmp_path / "d.csv"))
     back = ItemSet.read_parquet(items.to_parquet(tmp_path / "items.parquet"))
     _assert_same(items, back)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=6).filter(
+            lambda xs: sum(xs) > 1e-3
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from(["jsonl", "csv"]),
+)
+def test_random_distributions_round_trip(tmp_path_factory, raw, fmt):
+    rows, questions = [], {}
+    for i, xs in enumerate(raw):
+        p = np.asarray(xs) / sum(xs)
+        q = Question(f"q{i}", f"Question {i}?", tuple(f"opt {j}" for j in range(len(xs))))
+        questions[q.id] = q
+        rows.append({
+            "item_id": f"{q.id}|g = x", "kind": "group", "question_id": q.id, "source": "s",
+            "respondent_id": None, "group_var": "g", "group": "g = x", "context": {"g": ["x"]},
+            "target": p, "n": 10 + i, "n_eff": 5.5 + i, "weight": 1.0,
+        })  # fmt: skip
+    items = ItemSet(pd.DataFrame(rows), questions)
+    folder = tmp_path_factory.mktemp("rt")
+    if fmt == "jsonl":
+        back = read_subpop_jsonl(write_subpop_jsonl(items, folder / "d.jsonl"))
+    else:
+        back = read_long_csv(write_long_csv(items, folder / "d.csv"))
+    # the long CSV keeps only options that appear, in order: all of them here
+    _assert_same(items, back)
+    assert [q.options for q in back.questions.values()] == [q.options for q in questions.values()]

@@ -269,3 +269,30 @@ def test_codebook_covariate_absent(tmp_path):
     cb = Codebook(questions={"vote": QuestionSpec()}, covariates=["income"])
     with pytest.raises(CodebookError, match=r"s\.csv.*covariate 'income' has no column"):
         read_survey(tmp_path / "s.csv", cb)
+
+
+def test_spss_labelled_string_variable(tmp_path):
+    path = tmp_path / "str.sav"
+    df = pd.DataFrame({"s": ["a", "b", "c", "a", "d"]})
+    pyreadstat.write_sav(
+        df, str(path),
+        variable_value_labels={"s": {"b": "Banana", "a": "Apple"}},
+        missing_ranges={"s": ["c"]},
+    )  # fmt: skip
+    s = read_survey(path)
+    assert s.question("s").options == ("Banana", "Apple", "d")  # label order, then the rest
+    assert s.codes("s").tolist() == [1, 0, -1, 1, 2]
+
+
+def test_csv_quoting_and_crlf(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_bytes(b'q,comment\r\n"yes, really","multi\r\nline"\r\nno,plain\r\n\r\n')
+    s = read_survey(path)
+    assert s.question("q").options == ("no", "yes, really")
+    assert s.n_respondents == 2
+
+
+def test_dataframe_index_is_kept_as_respondent_id():
+    df = pd.DataFrame({"q": ["a", "b", "a"]}, index=pd.Index(["r1", "r2", "r3"], name="rid"))
+    s = survey_from_dataframe(df)
+    assert list(s.data.index) == ["r1", "r2", "r3"]

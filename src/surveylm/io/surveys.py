@@ -61,7 +61,7 @@ SURVEY_SUFFIXES = (".csv", ".parquet", ".pq", ".sav", ".zsav", ".dta")
 class FileMeta:
     """What a statistical file says about its columns (SPSS/Stata metadata)."""
 
-    value_labels: dict[str, dict[float, str]] = field(default_factory=dict)
+    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
     measures: dict[str, str] = field(default_factory=dict)
     column_labels: dict[str, str] = field(default_factory=dict)
     user_missing: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
@@ -224,8 +224,9 @@ def _read_stat(path: Path, encoding: str | None) -> tuple[pd.DataFrame, FileMeta
         ) from None
     meta = FileMeta(
         value_labels={
-            str(c): {float(k): str(v) for k, v in labels.items() if _is_number(k)}
+            str(c): _usable_labels(labels, pd.api.types.is_numeric_dtype(df[c]))
             for c, labels in (m.variable_value_labels or {}).items()
+            if c in df.columns
         },
         measures=dict(m.variable_measure or {}) if spss else {},
         column_labels={str(c): str(t) for c, t in (m.column_names_to_labels or {}).items() if t},
@@ -267,7 +268,7 @@ def _build(
             raise DataError(
                 f"{loc}no {role} column '{col}'; columns are {preview(list(df.columns), 10)}"
             )
-    index = _respondent_ids(df, id_column, file) if id_column else pd.RangeIndex(len(df))
+    index = _respondent_ids(df, id_column, file) if id_column else df.index
     weights = _weights(df[weight], file) if weight else None
     global_missing = (
         list(missing)
@@ -423,13 +424,18 @@ def _question(
 
 
 def _options_from_value_labels(
-    raw: pd.Series, labels: dict[float, str], keys: set[str], meta: FileMeta, qid: str
+    raw: pd.Series, labels: dict[Any, str], keys: set[str], meta: FileMeta, qid: str
 ) -> tuple[list[str], tuple[float, ...] | None]:
     """Options in code order from SPSS/Stata value labels, plus unlabelled codes seen."""
-    seen = pd.to_numeric(raw[raw.notna()], errors="coerce").dropna().unique()
+    numeric = all(_is_number(k) for k in labels)
+    if numeric:
+        seen = pd.to_numeric(raw[raw.notna()], errors="coerce").dropna().unique()
+        all_codes: list[Any] = sorted({*labels, *(float(s) for s in seen)})
+    else:  # labelled SPSS string variable: label order, then unlabelled values
+        all_codes = list(dict.fromkeys([*labels, *sorted(str(v) for v in raw.dropna().unique())]))
     user_missing = meta.user_missing.get(qid, [])
-    by_code: dict[float, str] = {}
-    for code in sorted({*labels, *(float(s) for s in seen)}):
+    by_code: dict[Any, str] = {}
+    for code in all_codes:
         label = labels.get(code, _label_str(code))
         if value_key(code) in keys or value_key(label) in keys:
             continue
@@ -438,10 +444,17 @@ def _options_from_value_labels(
         by_code[code] = label
     options = list(by_code.values())
     ordinal = None
-    if meta.measures.get(qid) in ("ordinal", "scale") and len(options) >= 2:
+    if numeric and meta.measures.get(qid) in ("ordinal", "scale") and len(options) >= 2:
         values = np.array(list(by_code), dtype=np.float64)
         ordinal = tuple(values - min(values.min(), 0.0))
     return options, ordinal
+
+
+def _usable_labels(labels: dict[Any, Any], numeric: bool) -> dict[Any, str]:
+    """Value labels whose codes can occur in the column (Stata's ``.a`` labels cannot)."""
+    if numeric:
+        return {float(k): str(v) for k, v in labels.items() if _is_number(k)}
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 def _sorted_labels(labels: Sequence[Any]) -> list[str]:
