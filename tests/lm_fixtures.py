@@ -72,7 +72,9 @@ def survey_corpus(n: int = 400, seed: int = 0) -> list[str]:
         opts = "\n".join(f"{a}. {o}" for a, o in zip(letters, options, strict=True))
         answer = letters[rng.integers(len(options))]
         lines.append(f"{profile}\n\nQuestion: {text}\n{opts}\nAnswer: {answer}")
-        lines.append(f"Answer the following question as if your age were 45. My answer is {answer}.")
+        lines.append(
+            f"Answer the following question as if your age were 45. My answer is {answer}."
+        )
     # every capital letter after a space, so " A" ... " Z" become single tokens
     lines += [" ".join(f"Answer: {c}" for c in option_letters(26))] * 20
     return lines
@@ -152,7 +154,13 @@ def build_tokenizer(variant: str = "space", chat: bool = False):  # -> PreTraine
 
 @functools.cache
 def tiny_model_dir(
-    variant: str = "space", chat: bool = False, *, hidden: int = 64, layers: int = 2, seed: int = 0
+    variant: str = "space",
+    chat: bool = False,
+    *,
+    hidden: int = 64,
+    layers: int = 2,
+    seed: int = 0,
+    head_std: float = 0.15,
 ) -> Path:
     """Save a random tiny Llama (safetensors) and its tokenizer; return the folder."""
     import torch
@@ -168,20 +176,25 @@ def tiny_model_dir(
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # larger logits than the default init, so option scores differ
-        model.lm_head.weight.normal_(0, 0.5)
-    path = _WORKDIR() / f"llama-{variant}-{'chat' if chat else 'base'}-h{hidden}-l{layers}-s{seed}"
+        model.lm_head.weight.normal_(0, head_std)
+    path = (
+        _WORKDIR()
+        / f"llama-{variant}-{'chat' if chat else 'base'}-h{hidden}-l{layers}-s{seed}-std{head_std}"
+    )
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
     return path
 
 
 def tiny_items(n: int = 8, seed: int = 0, *, kind: str = "group") -> ItemSet:
-    """``n`` synthetic items over three small questions, with random target distributions.
+    """``n`` synthetic items over three small questions, with known target distributions.
 
-    Group items get ``{attribute: [value]}`` contexts; respondent items ``{feature: value}``
-    contexts and one-hot targets.
+    Group items get ``{attribute: [value]}`` contexts and a random target that depends on
+    the question and on whether the age is under 45 (so the context matters);
+    respondent items get ``{feature: value}`` contexts and one-hot targets.
     """
     rng = np.random.default_rng(seed)
+    group_targets: dict[tuple[str, bool], np.ndarray] = {}
     questions = {
         f"q{j}": Question(f"q{j}", text, tuple(opts))
         for j, (text, opts) in enumerate(_QUESTIONS[:3])
@@ -193,7 +206,10 @@ def tiny_items(n: int = 8, seed: int = 0, *, kind: str = "group") -> ItemSet:
         feats = {name: vals[rng.integers(len(vals))] for name, vals in _FEATURES[:2]}
         if kind == "group":
             context = {key: [v] for key, v in feats.items()}
-            target = rng.dirichlet(np.ones(k))
+            young = feats["age"] in ("18 to 29", "30 to 44")
+            if (qid, young) not in group_targets:
+                group_targets[qid, young] = rng.dirichlet(np.ones(k))
+            target = group_targets[qid, young]
         else:
             context = feats
             target = np.eye(k)[rng.integers(k)]

@@ -1,0 +1,431 @@
+"""Answer model on any Hugging Face causal LM: first-token option scoring, LoRA fine-tuning.
+
+Prediction reads ``p(option | question, context)`` off the next-token distribution at
+the end of the prompt (Cao et al. 2025; SubPOP, Suh et al. 2025) — see
+:mod:`surveylm.models.option_tokens`. Fine-tuning trains a LoRA adapter (Hu et al. 2022;
+r=8, alpha=32 on q_proj/v_proj by default, as SubPOP and Cao et al.) with the forward KL
+to each item's target distribution through
+:func:`surveylm.training.trainer.train_option_model`; for one-hot respondent targets this
+is the cross-entropy of the GLES imputation study (Holtdirk et al. 2025). The same model
+without fine-tuning is the zero-shot baseline those papers compare against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from surveylm.errors import DataError, ModelError, SurveyLMError, where
+from surveylm.items import ItemSet
+from surveylm.models.base import AnswerModel, Predictions, _json_default
+from surveylm.prompts import default_format, get_format, option_orders
+
+__all__ = ["CausalLMAnswerModel", "load_causal_lm", "resolve_device", "resolve_dtype"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``"auto"`` → ``"cuda"`` when a CUDA device is present, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """``"auto"`` → bfloat16 on a GPU that supports it, float32 otherwise."""
+    import torch
+
+    if dtype == "auto":
+        gpu = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
+    if dtype not in table:
+        raise ModelError(f"unknown dtype '{dtype}': expected auto, {', '.join(table)}")
+    return table[dtype]
+
+
+def _looks_local(name: str) -> bool:
+    """A path rather than a hub id: it exists, or is written like a path."""
+    return (
+        Path(name).expanduser().exists()
+        or name.startswith(("/", "./", "../", "~", "\\"))
+        or name.endswith(("/", "\\"))
+        or name.count("/") > 1
+        or (len(name) > 1 and name[1] == ":")  # C:\...
+    )
+
+
+def load_causal_lm(
+    name: str,
+    *,
+    dtype: Any = None,
+    trust_remote_code: bool = False,
+    use_safetensors: bool = True,
+) -> tuple[Any, Any]:
+    """Load a causal LM and its tokenizer from a hub id or a local folder.
+
+    Nothing assumes a hub is reachable: a local path, or ``HF_HUB_OFFLINE`` /
+    ``TRANSFORMERS_OFFLINE`` set, loads with ``local_files_only``.
+
+    Raises:
+        ModelError: a missing folder, or a model that cannot be loaded (unreachable hub
+            id offline, no safetensors weights...), in one line.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = str(name)
+    local = _looks_local(name)
+    if local and not Path(name).expanduser().is_dir():
+        raise ModelError(f"model folder '{name}' does not exist")
+    path = str(Path(name).expanduser()) if local else name
+    offline = local or any(
+        os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+    common = {"local_files_only": offline, "trust_remote_code": trust_remote_code}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **common)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=dtype, use_safetensors=use_safetensors, **common
+        )
+    except SurveyLMError:
+        raise
+    except Exception as exc:  # transformers raises OSError, ValueError, HF hub errors...
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+        where_ = "offline, " if offline and not local else ""
+        raise ModelError(f"cannot load causal LM '{name}' ({where_}{first})") from None
+    return model, tokenizer
+
+
+class CausalLMAnswerModel(AnswerModel):
+    """Any Hugging Face causal LM as an answer model (see module docstring).
+
+    ``predict`` works without ``fit``: that is the zero-shot model. ``fit`` fine-tunes a
+    LoRA adapter (or the top layers) on the items' target distributions; with
+    ``zero_shot=True`` it only loads the model, so runners can treat the zero-shot
+    baseline like any other model.
+
+    Args:
+        model_name: Hub id or local folder.
+        prompt_format: A :data:`~surveylm.prompts.FORMATS` name, or ``"auto"`` (``qa`` for
+            group items, ``profile`` for respondent items).
+        chat: Use the chat template (with the generation prompt); ``None`` = when the
+            tokenizer has one.
+        system_prompt: System message for chat models.
+        permutations: Option orders averaged at predict time (against letter-position
+            bias; cyclic orders are capped at the number of options).
+        permutation_scheme: ``"cyclic"`` or ``"random"`` (see
+            :func:`~surveylm.prompts.option_orders`).
+        train_permutations: Option orders per training item (augmentation; 1 = codebook).
+        batch_size: Prompts per forward pass at predict time.
+        max_length: Longest prompt in tokens (a longer one is an error naming the item).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: ``"auto"`` (bf16 on GPU, fp32 on CPU) or a dtype name.
+        fine_tune: A :class:`~surveylm.training.config.FineTuneConfig` or mapping.
+        zero_shot: ``fit`` loads the model and trains nothing.
+        output_dir: Checkpoint folder for fine-tuning (default: a temporary one).
+        trust_remote_code: Passed to ``from_pretrained`` (off by default).
+        use_safetensors: Load safetensors weights only (on by default).
+        seed: Seed of the random option orders.
+    """
+
+    name: ClassVar[str] = "causal-lm"
+
+    def __init__(
+        self,
+        model_name: str,
+        prompt_format: str = "auto",
+        chat: bool | None = None,
+        system_prompt: str | None = None,
+        permutations: int = 1,
+        permutation_scheme: str = "cyclic",
+        train_permutations: int = 1,
+        batch_size: int = 8,
+        max_length: int = 2048,
+        device: str = "auto",
+        dtype: str = "auto",
+        fine_tune: Any = None,
+        zero_shot: bool = False,
+        output_dir: str | None = None,
+        trust_remote_code: bool = False,
+        use_safetensors: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.model_name = model_name
+        self.prompt_format = prompt_format
+        self.chat = chat
+        self.system_prompt = system_prompt
+        self.permutations = permutations
+        self.permutation_scheme = permutation_scheme
+        self.train_permutations = train_permutations
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.device = device
+        self.dtype = dtype
+        self.fine_tune = fine_tune
+        self.zero_shot = zero_shot
+        self.output_dir = output_dir
+        self.trust_remote_code = trust_remote_code
+        self.use_safetensors = use_safetensors
+        self.seed = seed
+
+    # -- loading -----------------------------------------------------------------------
+    def _ensure_loaded(self, *, fresh: bool = False) -> None:
+        if getattr(self, "_lm", None) is not None and not fresh:
+            return
+        device = resolve_device(self.device)
+        model, tokenizer = load_causal_lm(
+            self.model_name,
+            dtype=resolve_dtype(self.dtype, device),
+            trust_remote_code=self.trust_remote_code,
+            use_safetensors=self.use_safetensors,
+        )
+        self._device = device
+        self._lm = model.to(device).eval()
+        self._tok = tokenizer
+        pad = tokenizer.pad_token_id
+        pad = tokenizer.eos_token_id if pad is None else pad
+        self._pad = 0 if pad is None else int(pad)
+
+    @property
+    def uses_chat(self) -> bool:
+        """Whether prompts go through the chat template (loads the tokenizer)."""
+        self._ensure_loaded()
+        if self.chat is None:
+            return getattr(self._tok, "chat_template", None) is not None
+        if self.chat and getattr(self._tok, "chat_template", None) is None:
+            raise ModelError(f"model '{self.model_name}' has no chat template but chat=True")
+        return bool(self.chat)
+
+    def _formats(self, items: ItemSet) -> list[Any]:
+        if self.prompt_format == "auto":
+            return [default_format(k) for k in items.frame["kind"]]
+        return [get_format(self.prompt_format)] * len(items)
+
+    def _orders(self, items: ItemSet, n: int) -> list[list[np.ndarray]]:
+        out = []
+        for q in items.item_questions():
+            m = min(n, q.n_options) if self.permutation_scheme == "cyclic" else n
+            out.append(
+                option_orders(q.n_options, m, seed=self.seed, scheme=self.permutation_scheme)
+            )
+        return out
+
+    def _encode(self, items: ItemSet, n_orders: int) -> list[Any]:
+        from surveylm.models.option_tokens import encode_items
+
+        return encode_items(
+            items, self._tok, self._formats(items), chat=self.uses_chat,
+            orders=self._orders(items, n_orders), max_length=self.max_length,
+            system=self.system_prompt,
+        )  # fmt: skip
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(
+        self,
+        items: ItemSet,
+        *,
+        resume_from_checkpoint: str | bool | None = None,
+        callbacks: Sequence[Any] | None = None,
+    ) -> CausalLMAnswerModel:
+        """Fine-tune on the items with a known target (forward KL); returns ``self``.
+
+        Args:
+            items: Training items (items without a target are skipped).
+            resume_from_checkpoint: A checkpoint folder, or ``True`` for the latest one in
+                ``output_dir`` (needs ``output_dir``).
+            callbacks: Extra ``transformers.TrainerCallback`` objects.
+
+        Raises:
+            DataError: no item has a known target.
+        """
+        from transformers import set_seed
+
+        from surveylm.models.option_tokens import (
+            CausalLMOptionScorer,
+            OptionCollator,
+            OptionItemDataset,
+        )
+        from surveylm.training.config import parse_config
+        from surveylm.training.trainer import (
+            find_layer_list,
+            freeze_all_but_top_layers,
+            train_option_model,
+        )
+
+        train = items.filter(known_target=True)
+        if len(train) == 0:
+            raise DataError("no items with a known target to fine-tune on")
+        if resume_from_checkpoint and self.output_dir is None:
+            raise ModelError("resume_from_checkpoint needs output_dir (where checkpoints are)")
+        self._ensure_loaded(fresh=True)  # refitting starts from the base model again
+        if self.zero_shot:
+            self.trained_, self.history_ = None, []
+            return self
+        cfg = parse_config(self.fine_tune)
+        set_seed(cfg.seed)  # adapter initialisation
+        model = self._lm
+        if cfg.lora.enabled:
+            from peft import get_peft_model
+
+            layers = None
+            if cfg.train_top_layers is not None:
+                total = len(find_layer_list(model)[1])
+                layers = list(range(max(total - cfg.train_top_layers, 0), total))
+            model = get_peft_model(model, cfg.lora.to_peft("CAUSAL_LM", layers_to_transform=layers))
+            trained = "lora"
+        elif cfg.train_top_layers is not None:
+            freeze_all_but_top_layers(model, cfg.train_top_layers)
+            trained = "layers"
+        else:
+            model.requires_grad_(True)
+            trained = "layers"
+        dataset = OptionItemDataset(self._encode(train, self.train_permutations))
+        with tempfile.TemporaryDirectory(prefix="surveylm-ft-") as tmp:
+            out = train_option_model(
+                CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
+                self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
+                callbacks=callbacks,
+            )  # fmt: skip
+        self._lm = model.to(self._device).eval()
+        self.trained_ = trained
+        self.history_ = out.log_history
+        self.train_seconds_ = out.seconds
+        self.items_per_second_ = out.items_per_second
+        return self
+
+    # -- predict -----------------------------------------------------------------------
+    def predict(self, items: ItemSet, *, show_progress: bool | None = None) -> Predictions:
+        """Option distributions (averaged over ``permutations`` orders) and format mass.
+
+        Works on an unfitted model (zero-shot). One forward pass per batch of
+        length-sorted, left-padded prompts, under ``torch.inference_mode``.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        from surveylm.models.option_tokens import CausalLMOptionScorer, OptionCollator
+
+        self._ensure_loaded()
+        encoded = self._encode(items, self.permutations)
+        scorer = CausalLMOptionScorer(self._lm).eval()
+        collate = OptionCollator(self._pad)
+        order = sorted(range(len(encoded)), key=lambda j: -len(encoded[j].input_ids))
+        bs = max(1, int(self.batch_size))
+        sums = [np.zeros(q.n_options) for q in items.item_questions()]
+        mass = np.zeros(len(items))
+        counts = np.zeros(len(items))
+        starts = range(0, len(order), bs)
+        with torch.inference_mode():
+            for s in tqdm(
+                starts, desc="scoring", disable=None if show_progress is None else not show_progress
+            ):
+                chunk = [encoded[j] for j in order[s : s + bs]]
+                batch = collate([{"input_ids": e.input_ids, "option_token_ids": e.option_ids}
+                                 for e in chunk])  # fmt: skip
+                scores = (
+                    scorer(
+                        batch["input_ids"].to(self._device),
+                        batch["attention_mask"].to(self._device),
+                        batch["option_token_ids"].to(self._device),
+                    )
+                    .double()
+                    .cpu()
+                    .numpy()
+                )
+                for e, row in zip(chunk, scores, strict=True):
+                    logp = row[: len(e.order)]
+                    top = logp.max()
+                    total = np.exp(logp - top).sum()
+                    sums[e.index][e.order] += np.exp(logp - top) / total
+                    mass[e.index] += np.exp(top) * total
+                    counts[e.index] += 1
+        dists = [s / c for s, c in zip(sums, counts, strict=True)]
+        return Predictions(
+            items.item_ids, dists, model=self.name, format_mass=mass / counts,
+            extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
+                   "chat": self.uses_chat},
+        )  # fmt: skip
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``model.json`` (parameters, training history) and the trained weights:
+        the LoRA adapter (``adapter/``, peft format, safetensors) or the trained layers
+        (``trained_layers.safetensors``). An unfitted model saves its settings only
+        (a zero-shot model). ``model.json`` is written last, atomically."""
+        from surveylm.io.atomic import atomic_path, atomic_write_text
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        params = self.get_params()
+        if params["fine_tune"] is not None:
+            from surveylm.training.config import parse_config
+
+            params["fine_tune"] = parse_config(params["fine_tune"]).model_dump()
+        trained = getattr(self, "trained_", None)
+        if trained == "lora":
+            tmp = Path(tempfile.mkdtemp(prefix=".adapter.", dir=directory))
+            self._lm.save_pretrained(tmp, safe_serialization=True)
+            shutil.rmtree(directory / "adapter", ignore_errors=True)
+            os.replace(tmp, directory / "adapter")
+        elif trained == "layers":
+            from safetensors.torch import save_file
+
+            state = {n: p.detach().cpu().contiguous() for n, p in self._lm.named_parameters()
+                     if p.requires_grad}  # fmt: skip
+            with atomic_path(directory / "trained_layers.safetensors") as tmp_file:
+                save_file(state, str(tmp_file))
+        state = {"fitted": self.is_fitted, "trained": trained,
+                 "history": getattr(self, "history_", [])}  # fmt: skip
+        payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
+                   "params": params, "state": state}  # fmt: skip
+        text = json.dumps(payload, default=_json_default, indent=1)
+        atomic_write_text(directory / "model.json", text)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CausalLMAnswerModel:
+        """Restore a model written by :meth:`save` (base model + adapter): the same
+        predictions as before saving."""
+        directory = Path(directory)
+        path = directory / "model.json"
+        if not path.is_file():
+            raise ModelError(f"{where(file=path)}no saved model here")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            params, state = payload["params"], payload["state"]
+        except (ValueError, KeyError) as exc:
+            raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
+        model = cls(**params)
+        model._ensure_loaded()
+        trained = state.get("trained")
+        if trained == "lora":
+            from peft import PeftModel
+
+            adapter = directory / "adapter"
+            if not adapter.is_dir():
+                raise ModelError(f"{where(file=adapter)}the saved adapter is missing")
+            model._lm = PeftModel.from_pretrained(model._lm, adapter).to(model._device).eval()
+        elif trained == "layers":
+            from safetensors.torch import load_file
+
+            weights = load_file(str(directory / "trained_layers.safetensors"))
+            missing = set(weights) - {n for n, _ in model._lm.named_parameters()}
+            if missing:
+                raise ModelError(f"{where(file=directory)}saved weights do not fit the model "
+                                 f"'{model.model_name}' (e.g. {sorted(missing)[0]})")  # fmt: skip
+            model._lm.load_state_dict(weights, strict=False)
+        if state.get("fitted"):
+            model.trained_ = trained
+            model.history_ = state.get("history", [])
+        return model

@@ -1,0 +1,259 @@
+"""First-token option scoring with a causal LM: option token ids, the scorer module, and
+the dataset/collator that turn items into its inputs.
+
+The answer is read off the next-token distribution at the end of the prompt, which ends
+where the option letter comes (Cao et al. 2025; SubPOP, Suh et al. 2025): one forward
+pass, logits at the last position only, and only the rows of the option tokens. No
+generation. For each letter the variants with and without a leading space are both
+looked up and their probabilities summed (SubPOP's inference); the probability mass on
+all option tokens before renormalising is the *format mass* (DESIGN.md, "Reading an
+answer off a causal LM").
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from surveylm.errors import DataError, ModelError, where
+from surveylm.prompts import PromptFormat, apply_chat_template, option_letters, render_prompt
+
+__all__ = [
+    "CausalLMOptionScorer",
+    "OptionCollator",
+    "OptionItemDataset",
+    "encode_items",
+    "option_token_ids",
+]
+
+#: Score of an absent token variant: exp(-1e4) is 0 in float32, but it stays finite so
+#: that padded entries carry no NaN into gradients.
+_ABSENT = -1e4
+
+
+def option_token_ids(
+    tokenizer: Any, labels: Sequence[str], *, question: str | None = None
+) -> list[list[int]]:
+    """Token ids of each option label, with and without a leading space.
+
+    A variant counts only if it encodes to exactly one token; the variants of one label
+    are deduplicated (a SentencePiece tokenizer may map both to ``▁A``).
+
+    Args:
+        tokenizer: A Hugging Face tokenizer.
+        labels: Option labels (``A``, ``B``, ... or ``1``, ``2``, ...).
+        question: Question id, named in errors.
+
+    Returns:
+        ``ids[k]`` = the single-token ids of label ``k``'s variants (1 or 2 ids).
+
+    Raises:
+        ModelError: a label with no single-token variant, or two labels sharing a token —
+            either would make the option probabilities meaningless.
+    """
+    ids: list[list[int]] = []
+    owner: dict[int, str] = {}
+    for label in labels:
+        found: list[int] = []
+        pieces = []
+        for text in (label, " " + label):
+            enc = tokenizer.encode(text, add_special_tokens=False)
+            pieces.append(tokenizer.convert_ids_to_tokens(enc))
+            if len(enc) == 1 and enc[0] not in found:
+                found.append(int(enc[0]))
+        if not found:
+            raise ModelError(
+                f"{where(question=question)}option label {label!r} is not a single token for "
+                f"this tokenizer (it encodes as {pieces[0]} and {label!r} with a leading space "
+                f"as {pieces[1]}); first-token scoring cannot read it"
+            )
+        for tid in found:
+            if tid in owner:
+                raise ModelError(
+                    f"{where(question=question)}option labels {owner[tid]!r} and {label!r} map "
+                    f"to the same token {tokenizer.convert_ids_to_tokens(tid)!r} (id {tid}); "
+                    "their probabilities cannot be told apart"
+                )
+            owner[tid] = label
+        ids.append(found)
+    return ids
+
+
+class CausalLMOptionScorer(nn.Module):
+    """Wrap a causal LM so that ``forward`` returns option log-probabilities ``[B, K]``.
+
+    ``scores[b, k] = log Σ_v p(token_v | prompt_b)`` over the token variants of option
+    ``k`` at the last position, in float32, normalised over the *whole* vocabulary (so
+    ``logsumexp`` over an item's options is the log format mass). Padded options score
+    about ``-1e4`` (finite, so no NaN reaches a gradient).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        params = inspect.signature(base.forward).parameters
+        self._keep_last = "logits_to_keep" in params
+        self._positions = "position_ids" in params
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        option_token_ids: torch.Tensor,
+        **_: Any,
+    ) -> torch.Tensor:
+        """Option log-probabilities at the last (left-padded) position.
+
+        Args:
+            input_ids: ``[B, T]`` left-padded prompts.
+            attention_mask: ``[B, T]``, 0 on padding.
+            option_token_ids: ``[B, K, V]`` token ids of each option's variants, -1 padded.
+        """
+        kwargs: dict[str, Any] = {"use_cache": False}
+        if self._positions:  # left padding: real tokens start at position 0
+            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self._keep_last:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        logits = out.logits[:, -1, :].float()
+        log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # [B, 1]
+        b, k, v = option_token_ids.shape
+        valid = option_token_ids >= 0
+        picked = logits.gather(1, option_token_ids.clamp(min=0).reshape(b, k * v)).reshape(b, k, v)
+        picked = picked.masked_fill(~valid, _ABSENT)
+        return torch.logsumexp(picked, dim=-1) - log_norm
+
+
+@dataclass
+class EncodedItem:
+    """One (item, option order) prompt ready for the scorer."""
+
+    index: int
+    order: np.ndarray
+    input_ids: list[int]
+    option_ids: list[list[int]]
+    target: np.ndarray | None
+
+
+def encode_items(
+    items: Any,
+    tokenizer: Any,
+    fmt: PromptFormat | Sequence[PromptFormat],
+    *,
+    chat: bool,
+    orders: Sequence[Sequence[np.ndarray]] | None = None,
+    max_length: int | None = None,
+    system: str | None = None,
+) -> list[EncodedItem]:
+    """Render and tokenize every item (in each of its option orders).
+
+    Args:
+        items: The :class:`~surveylm.items.ItemSet`.
+        tokenizer: The model's tokenizer.
+        fmt: Prompt format, or one per item.
+        chat: Wrap prompts in the chat template (with the generation prompt).
+        orders: ``orders[i]`` = the option orders of item ``i`` (default codebook order).
+        max_length: Longest prompt allowed, in tokens.
+        system: System message for chat models.
+
+    Raises:
+        DataError: a prompt longer than ``max_length``.
+        ModelError: option labels the tokenizer cannot score (see :func:`option_token_ids`).
+    """
+    questions = items.item_questions()
+    contexts = items.contexts
+    targets = items.targets
+    labels_cache: dict[tuple[str, int], list[list[int]]] = {}
+    texts: list[str] = []
+    meta: list[tuple[int, np.ndarray, list[list[int]]]] = []
+    formats = [fmt] * len(questions) if isinstance(fmt, PromptFormat) else list(fmt)
+    for i, q in enumerate(questions):
+        key = (q.id, q.n_options)
+        if key not in labels_cache:
+            labels_cache[key] = option_token_ids(
+                tokenizer, option_letters(q.n_options), question=q.id
+            )
+        for order in orders[i] if orders is not None else [np.arange(q.n_options)]:
+            text = render_prompt(q, contexts[i], formats[i], order, questions=items.questions)
+            texts.append(apply_chat_template(tokenizer, text, system=system) if chat else text)
+            meta.append((i, np.asarray(order), labels_cache[key]))
+    ids = tokenizer(texts, add_special_tokens=not chat)["input_ids"] if texts else []
+    out = []
+    for (i, order, option_ids), input_ids in zip(meta, ids, strict=True):
+        if max_length is not None and len(input_ids) > max_length:
+            raise DataError(
+                f"{where(item=items.item_ids[i])}prompt has {len(input_ids)} tokens, more than "
+                f"max_length={max_length}; shorten the context or raise max_length"
+            )
+        target = targets[i]
+        out.append(EncodedItem(
+            i, order, list(input_ids), option_ids,
+            None if target is None else np.asarray(target, dtype=np.float64)[order],
+        ))  # fmt: skip
+    return out
+
+
+class OptionItemDataset(torch.utils.data.Dataset):
+    """A plain ``Dataset`` of dicts over encoded items (for ``transformers.Trainer``)."""
+
+    def __init__(self, encoded: Sequence[EncodedItem]) -> None:
+        self.encoded = list(encoded)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        e = self.encoded[i]
+        row: dict[str, Any] = {"input_ids": e.input_ids, "option_token_ids": e.option_ids}
+        if e.target is not None:
+            row["targets"] = e.target
+        return row
+
+
+@dataclass
+class OptionCollator:
+    """Left-pad prompts and pad options: ``input_ids``, ``attention_mask``,
+    ``option_token_ids`` ``[B, K, V]`` (-1 padded), ``option_mask`` ``[B, K]`` and, when
+    the rows have them, ``targets`` ``[B, K]``.
+
+    Left padding puts every prompt's last token at the last position, so one slice reads
+    all answers.
+    """
+
+    pad_token_id: int
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        b = len(rows)
+        t = max(len(r["input_ids"]) for r in rows)
+        k = max(len(r["option_token_ids"]) for r in rows)
+        v = max(len(ids) for r in rows for ids in r["option_token_ids"])
+        input_ids = torch.full((b, t), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((b, t), dtype=torch.long)
+        options = torch.full((b, k, v), -1, dtype=torch.long)
+        mask = torch.zeros((b, k), dtype=torch.bool)
+        for j, r in enumerate(rows):
+            n = len(r["input_ids"])
+            input_ids[j, t - n :] = torch.as_tensor(r["input_ids"], dtype=torch.long)
+            attention[j, t - n :] = 1
+            for kk, ids in enumerate(r["option_token_ids"]):
+                options[j, kk, : len(ids)] = torch.as_tensor(ids, dtype=torch.long)
+            mask[j, : len(r["option_token_ids"])] = True
+        batch = {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "option_token_ids": options,
+            "option_mask": mask,
+        }
+        if all("targets" in r for r in rows):
+            targets = torch.zeros((b, k), dtype=torch.float32)
+            for j, r in enumerate(rows):
+                targets[j, : len(r["targets"])] = torch.as_tensor(r["targets"], dtype=torch.float32)
+            batch["targets"] = targets
+        return batch
