@@ -202,6 +202,10 @@ class Codebook(BaseModel):
         """A plain-data form (what :meth:`write` saves), without unset optional fields."""
         return self.model_dump(mode="json", exclude_none=True)
 
+    def to_yaml(self) -> str:
+        """The codebook as YAML text (strings such as ``Yes``/``No`` stay quoted strings)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
     def write(self, path: str | Path) -> Path:
         """Save as YAML (``.yaml``/``.yml``) or JSON (``.json``), atomically."""
         from surveylm.io.atomic import atomic_write_text
@@ -211,7 +215,7 @@ class Codebook(BaseModel):
         if path.suffix.lower() == ".json":
             text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
         elif path.suffix.lower() in (".yaml", ".yml"):
-            text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+            text = self.to_yaml()
         else:
             raise CodebookError(f"{where(file=path)}codebook files end in .yaml, .yml or .json")
         return atomic_write_text(path, text)

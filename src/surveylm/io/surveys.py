@@ -300,16 +300,17 @@ def _build(
             else:
                 covariates.append(col)
 
-    out = pd.DataFrame(index=index)
+    columns: dict[str, np.ndarray] = {}
     questions: list[Question] = []
     for qid, spec in specs.items():
         labels, q = _question(df[qid], qid, spec, meta, global_keys, file=file)
-        out[qid] = labels.to_numpy()
+        columns[qid] = labels.to_numpy()
         questions.append(q)
     survey_name = name or (cb.name if cb and cb.name else default_name)
     questions = [_with_source(q, survey_name) for q in questions]
     for col in covariates:
-        out[col] = df[col].mask(_missing_mask(df[col], global_keys)).to_numpy()
+        columns[col] = df[col].mask(_missing_mask(df[col], global_keys)).to_numpy()
+    out = pd.DataFrame(columns, index=index)
     return Survey(out, questions, weights, name=survey_name, covariates=covariates, file=file)
 
 
@@ -363,6 +364,9 @@ def _in_ranges(values: pd.Series, ranges: list[tuple[Any, Any]]) -> np.ndarray:
 def _missing_mask(values: pd.Series, keys: set[str]) -> np.ndarray:
     """True where a value is NaN or its :func:`value_key` is one of ``keys``."""
     present = values.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        codes = [float(k) for k in keys if _is_float(k)]  # only numeric keys can match
+        return ~present | np.isin(values.to_numpy(dtype=np.float64, na_value=np.nan), codes)
     uniques = pd.unique(values[present].astype(object))
     bad = {u for u in uniques if value_key(u) in keys}
     hit = values.astype(object).isin(bad).to_numpy() if bad else np.zeros(len(values), bool)
@@ -485,6 +489,14 @@ def _plain_id(v: Any) -> Any:
     if isinstance(v, float) and v.is_integer():
         return int(v)
     return v
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_number(v: Any) -> bool:
