@@ -76,6 +76,15 @@ def value_key(value: Any) -> str:
         return text.casefold()
 
 
+def option_label(value: Any) -> str:
+    """Render a raw answer as an option label: ``3.0`` → ``"3"``, other values ``str``-ed."""
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _num_key(x: float) -> str:
     if math.isfinite(x) and x.is_integer():
         return str(int(x))

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import io
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -39,6 +38,7 @@ from surveylm.codebook import Codebook, load_codebook
 from surveylm.distributions import check_distribution
 from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError, where
 from surveylm.io.atomic import atomic_path
+from surveylm.io.textfiles import csv_rows, read_text
 from surveylm.items import ItemSet, _frame
 from surveylm.survey import Question
 
@@ -85,7 +85,7 @@ def read_subpop_jsonl(
     defined_on: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     refusal: dict[str, float] = {}
-    for line_no, line in _lines(path):
+    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         loc = _loc(path, line_no)
@@ -258,53 +258,10 @@ def _loc(
     return ", ".join(parts) + ": "
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(f"{where(file=path)}no such file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{where(file=path)}cannot read the file ({exc.strerror})") from None
-    text = _decode(raw, path, "utf-8")
-    yield from enumerate(text.splitlines(), start=1)
-
-
-def _decode(raw: bytes, path: Path, encoding: str) -> str:
-    try:
-        return raw.decode("utf-8-sig" if encoding.lower() in ("utf-8", "utf8") else encoding)
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise FileFormatError(
-            f"{where(file=path)}not valid {encoding}: byte 0x{raw[exc.start]:02x} at byte offset "
-            f"{exc.start} (line {line}); pass the file's encoding, e.g. encoding='latin-1'"
-        ) from None
-    except LookupError:
-        raise FileFormatError(f"{where(file=path)}unknown encoding {encoding!r}") from None
-
-
 def _read_csv_rows(path: Path, encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise FileFormatError(f"{where(file=path)}no such file") from None
-    except OSError as exc:
-        raise FileFormatError(f"{where(file=path)}cannot read the file ({exc.strerror})") from None
-    reader = csv.reader(io.StringIO(_decode(raw, path, encoding)))
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        records = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise FileFormatError(
-                    f"{_loc(path, reader.line_num)}has {len(row)} fields, expected "
-                    f"{len(header)} as in the header (truncated or ragged row?)"
-                )
-            records.append((reader.line_num, dict(zip(header, row, strict=True))))
-    except csv.Error as exc:
-        raise FileFormatError(f"{_loc(path, reader.line_num)}malformed CSV ({exc})") from None
-    return header, records
+    header, rows = csv_rows(read_text(path, encoding), path)
+    header = [h.strip() for h in header]
+    return header, [(line, dict(zip(header, row, strict=True))) for line, row in rows]
 
 
 def _as_list(value: Any, key: str, loc: str) -> list[Any]:

@@ -32,10 +32,8 @@ declares it user-missing (``missing_ranges``). Stata's extended missing values (
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,23 +46,21 @@ from surveylm.codebook import (
     QuestionSpec,
     RawValue,
     load_codebook,
+    option_label,
     value_key,
 )
 from surveylm.errors import CodebookError, DataError, FileFormatError, preview, where
+from surveylm.io.statfiles import (
+    FileMeta,
+    apply_user_missing,
+    options_from_value_labels,
+    read_stat_file,
+)
+from surveylm.io.textfiles import csv_rows, read_text
 from surveylm.survey import Question, Survey
 
 #: File suffixes :func:`read_survey` understands.
 SURVEY_SUFFIXES = (".csv", ".parquet", ".pq", ".sav", ".zsav", ".dta")
-
-
-@dataclass
-class FileMeta:
-    """What a statistical file says about its columns (SPSS/Stata metadata)."""
-
-    value_labels: dict[str, dict[Any, str]] = field(default_factory=dict)
-    measures: dict[str, str] = field(default_factory=dict)
-    column_labels: dict[str, str] = field(default_factory=dict)
-    user_missing: dict[str, list[tuple[Any, Any]]] = field(default_factory=dict)
 
 
 def read_survey(
@@ -109,7 +105,9 @@ def read_survey(
     elif suffix in (".parquet", ".pq"):
         df, meta = _read_parquet(path), FileMeta()
     elif suffix in (".sav", ".zsav", ".dta"):
-        df, meta = _read_stat(path, encoding if encoding.lower() not in ("utf-8", "utf8") else None)
+        df, meta = read_stat_file(
+            path, encoding if encoding.lower() not in ("utf-8", "utf8") else None
+        )
     else:
         raise FileFormatError(
             f"{where(file=path)}unsupported file type '{path.suffix}', expected one of "
@@ -147,55 +145,13 @@ def survey_from_dataframe(
 
 # -- file readers -----------------------------------------------------------------------------
 def _read_csv(path: Path, encoding: str) -> pd.DataFrame:
-    loc = where(file=path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise FileFormatError(f"{loc}cannot read the file ({exc.strerror})") from None
-    codec = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-    try:
-        text = raw.decode(codec)
-    except LookupError:
-        raise FileFormatError(f"{loc}unknown encoding {encoding!r}") from None
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise FileFormatError(
-            f"{loc}not valid {encoding}: byte 0x{raw[exc.start]:02x} at byte offset "
-            f"{exc.start} (line {line}); pass the file's encoding, e.g. encoding='latin-1'"
-        ) from None
-    if not text.strip():
-        raise FileFormatError(f"{loc}the file is empty, expected a header row and answers")
-    reader = csv.reader(io.StringIO(text))
-    try:
-        header = next(reader)
-        _check_header(header, path)
-        data_row = 0
-        for row in reader:
-            if not row:
-                continue  # blank line (pandas skips these too)
-            data_row += 1
-            if len(row) != len(header):
-                raise FileFormatError(
-                    f"{where(file=path, row=data_row)}line {reader.line_num} has {len(row)} "
-                    f"fields, expected {len(header)} as in the header (truncated or ragged row?)"
-                )
-    except csv.Error as exc:
-        raise FileFormatError(f"{loc}line {reader.line_num}: malformed CSV ({exc})") from None
+    text = read_text(path, encoding)
+    csv_rows(text, path, keep=False)  # duplicate headers, truncated or ragged rows
     try:
         return pd.read_csv(io.StringIO(text))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise FileFormatError(f"{loc}malformed CSV: {' '.join(str(exc).split())}") from None
-
-
-def _check_header(header: list[str], path: Path) -> None:
-    seen: dict[str, int] = {}
-    for i, col in enumerate(header, start=1):
-        if col in seen:
-            raise DataError(
-                f"{where(file=path, column=col)}duplicate column name (columns {seen[col]} and "
-                f"{i}); question ids must be unique"
-            )
-        seen[col] = i
+        msg = " ".join(str(exc).split())
+        raise FileFormatError(f"{where(file=path)}malformed CSV: {msg}") from None
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -206,36 +162,6 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise FileFormatError(
             f"{where(file=path)}not a readable Parquet file (corrupt or truncated?): {msg}"
         ) from None
-
-
-def _read_stat(path: Path, encoding: str | None) -> tuple[pd.DataFrame, FileMeta]:
-    import pyreadstat
-
-    spss = path.suffix.lower() != ".dta"
-    kind = "SPSS" if spss else "Stata"
-    try:
-        if spss:  # keep user-missing codes so their value labels can be recognised
-            df, m = pyreadstat.read_sav(str(path), user_missing=True, encoding=encoding)
-        else:  # extended missing values .a-.z are read as NaN
-            df, m = pyreadstat.read_dta(str(path), encoding=encoding)
-    except Exception as exc:  # ReadstatError / PyreadstatError
-        raise FileFormatError(
-            f"{where(file=path)}not a readable {kind} file (corrupt or truncated?): {exc}"
-        ) from None
-    meta = FileMeta(
-        value_labels={
-            str(c): _usable_labels(labels, pd.api.types.is_numeric_dtype(df[c]))
-            for c, labels in (m.variable_value_labels or {}).items()
-            if c in df.columns
-        },
-        measures=dict(m.variable_measure or {}) if spss else {},
-        column_labels={str(c): str(t) for c, t in (m.column_names_to_labels or {}).items() if t},
-        user_missing={
-            str(c): [(r["lo"], r["hi"]) for r in ranges]
-            for c, ranges in (m.missing_ranges or {}).items()
-        },
-    )
-    return df, meta
 
 
 # -- building the survey ----------------------------------------------------------------------
@@ -276,7 +202,7 @@ def _build(
         else (cb.missing if cb else list(DEFAULT_MISSING_VALUES))
     )
     global_keys = {value_key(v) for v in global_missing} | {""}
-    _apply_user_missing(df, meta)
+    apply_user_missing(df, meta)
 
     reserved = {c for c in (weight, id_column) if c}
     if cb is not None:
@@ -342,25 +268,6 @@ def _weights(col: pd.Series, file: str | None) -> np.ndarray:
     return w
 
 
-def _apply_user_missing(df: pd.DataFrame, meta: FileMeta) -> None:
-    """Blank out SPSS user-missing values (discrete values or lo–hi ranges)."""
-    for col, ranges in meta.user_missing.items():
-        if col in df.columns:
-            df[col] = df[col].mask(_in_ranges(df[col], ranges))
-
-
-def _in_ranges(values: pd.Series, ranges: list[tuple[Any, Any]]) -> np.ndarray:
-    mask = np.zeros(len(values), dtype=bool)
-    numeric = pd.api.types.is_numeric_dtype(values)
-    for lo, hi in ranges:
-        if numeric and _is_number(lo) and _is_number(hi):
-            v = values.to_numpy(dtype=np.float64)
-            mask |= (v >= float(lo)) & (v <= float(hi))
-        else:
-            mask |= values.astype(object).map(value_key).isin({value_key(lo)}).to_numpy()
-    return mask
-
-
 def _missing_mask(values: pd.Series, keys: set[str]) -> np.ndarray:
     """True where a value is NaN or its :func:`value_key` is one of ``keys``."""
     present = values.notna().to_numpy()
@@ -379,7 +286,7 @@ def _infer_is_question(col: pd.Series, labelled: bool, keys: set[str], max_optio
     if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
         return False
     answers = col[~_missing_mask(col, keys)]
-    return 2 <= answers.astype(object).map(_label_str).nunique() <= max_options
+    return 2 <= answers.astype(object).map(option_label).nunique() <= max_options
 
 
 def _question(
@@ -401,7 +308,7 @@ def _question(
     mapping: dict[Any, Any] = {}
     for v in pd.unique(raw[raw.notna()]):
         k = value_key(v)
-        label = codes.get(k, _label_str(v))
+        label = codes.get(k, option_label(v))
         mapping[v] = np.nan if k in keys or value_key(label) in keys else label
     labels = raw.map(mapping) if mapping else pd.Series(np.nan, index=col.index, dtype=object)
 
@@ -412,9 +319,9 @@ def _question(
         options = [lab for lab in dict.fromkeys(spec.code_map().values())
                    if value_key(lab) not in keys]  # fmt: skip
     elif file_labels:
-        options, ordinal = _options_from_value_labels(raw, file_labels, keys, meta, qid)
+        options, ordinal = options_from_value_labels(raw, file_labels, keys, meta, qid)
     elif isinstance(col.dtype, pd.CategoricalDtype):
-        options = [_label_str(c) for c in col.cat.categories if value_key(c) not in keys]
+        options = [option_label(c) for c in col.cat.categories if value_key(c) not in keys]
     else:
         options = _sorted_labels(labels.dropna().unique())
     if spec.ordinal is not None:
@@ -425,40 +332,6 @@ def _question(
     except CodebookError as exc:
         raise CodebookError(f"{where(file=file)}{exc}") from None
     return labels, q
-
-
-def _options_from_value_labels(
-    raw: pd.Series, labels: dict[Any, str], keys: set[str], meta: FileMeta, qid: str
-) -> tuple[list[str], tuple[float, ...] | None]:
-    """Options in code order from SPSS/Stata value labels, plus unlabelled codes seen."""
-    numeric = all(_is_number(k) for k in labels)
-    if numeric:
-        seen = pd.to_numeric(raw[raw.notna()], errors="coerce").dropna().unique()
-        all_codes: list[Any] = sorted({*labels, *(float(s) for s in seen)})
-    else:  # labelled SPSS string variable: label order, then unlabelled values
-        all_codes = list(dict.fromkeys([*labels, *sorted(str(v) for v in raw.dropna().unique())]))
-    user_missing = meta.user_missing.get(qid, [])
-    by_code: dict[Any, str] = {}
-    for code in all_codes:
-        label = labels.get(code, _label_str(code))
-        if value_key(code) in keys or value_key(label) in keys:
-            continue
-        if user_missing and _in_ranges(pd.Series([code]), user_missing)[0]:
-            continue
-        by_code[code] = label
-    options = list(by_code.values())
-    ordinal = None
-    if numeric and meta.measures.get(qid) in ("ordinal", "scale") and len(options) >= 2:
-        values = np.array(list(by_code), dtype=np.float64)
-        ordinal = tuple(values - min(values.min(), 0.0))
-    return options, ordinal
-
-
-def _usable_labels(labels: dict[Any, Any], numeric: bool) -> dict[Any, str]:
-    """Value labels whose codes can occur in the column (Stata's ``.a`` labels cannot)."""
-    if numeric:
-        return {float(k): str(v) for k, v in labels.items() if _is_number(k)}
-    return {str(k): str(v) for k, v in labels.items()}
 
 
 def _sorted_labels(labels: Sequence[Any]) -> list[str]:
@@ -472,15 +345,6 @@ def _sorted_labels(labels: Sequence[Any]) -> list[str]:
 
 def _with_source(q: Question, source: str) -> Question:
     return Question(q.id, q.text, q.options, q.ordinal, source=source, label=q.label)
-
-
-def _label_str(v: Any) -> str:
-    """Raw value → option label: ``3.0`` → ``"3"``, other values ``str``-ed."""
-    if hasattr(v, "item") and not isinstance(v, str):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        return str(int(v))
-    return str(v)
 
 
 def _plain_id(v: Any) -> Any:
@@ -497,7 +361,3 @@ def _is_float(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float | np.number) and not isinstance(v, bool)
