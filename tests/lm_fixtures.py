@@ -223,3 +223,18 @@ def tiny_items(n: int = 8, seed: int = 0, *, kind: str = "group") -> ItemSet:
     for col in ("respondent_id", "group_var", "group", "context", "target"):
         frame[col] = frame[col].astype(object)
     return ItemSet(frame, questions)
+
+
+def naive_option_distribution(
+    model, tokenizer, text: str, option_ids: list[list[int]], *, add_special_tokens: bool = True
+) -> tuple[np.ndarray, float]:
+    """Reference scoring of one prompt: batch size 1, no padding, full-vocabulary logits at
+    every position; returns the option distribution and the format mass."""
+    import torch
+
+    ids = torch.tensor([tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]])
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1].double()
+    probs = torch.softmax(logits, dim=-1).numpy()
+    per_option = np.array([probs[v].sum() for v in option_ids])
+    return per_option / per_option.sum(), float(per_option.sum())

@@ -1,0 +1,195 @@
+"""Causal-LM answer model: option token ids, scoring against a naive reference, prompts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lm_fixtures import build_tokenizer, naive_option_distribution, tiny_items, tiny_model_dir
+
+from surveylm.errors import DataError, ModelError
+from surveylm.models.causal_lm import CausalLMAnswerModel
+from surveylm.models.option_tokens import encode_items, option_token_ids
+from surveylm.prompts import apply_chat_template, get_format, option_letters, option_orders
+from surveylm.survey import Question
+
+
+def _tokens(tok, ids):
+    return [tok.convert_ids_to_tokens(v) for v in ids]
+
+
+def test_option_ids_with_leading_space_letters():
+    tok = build_tokenizer("space")
+    ids = option_token_ids(tok, ["A", "B", "C"])
+    assert [sorted(_tokens(tok, v)) for v in ids] == [["A", "ĠA"], ["B", "ĠB"], ["C", "ĠC"]]
+
+
+def test_option_ids_without_leading_space_letters():
+    tok = build_tokenizer("nospace")
+    assert len(tok.encode(" A", add_special_tokens=False)) == 2  # the variant is not one token
+    ids = option_token_ids(tok, ["A", "B", "C", "D"])
+    assert [_tokens(tok, v) for v in ids] == [["A"], ["B"], ["C"], ["D"]]
+
+
+def test_refuses_a_letter_that_is_two_tokens():
+    tok = build_tokenizer("split")
+    with pytest.raises(ModelError, match="option label 'C' is not a single token") as err:
+        option_token_ids(tok, ["A", "B", "C"], question="q1")
+    assert "question 'q1'" in str(err.value) and "\n" not in str(err.value)
+    # numbers past 26 options: '10' is two tokens in a small vocabulary
+    with pytest.raises(ModelError, match="option label '10' is not a single token"):
+        option_token_ids(build_tokenizer("space"), option_letters(27))
+
+
+def test_refuses_options_sharing_a_token():
+    tok = build_tokenizer("shared")  # Q and R both map to <unk>
+    with pytest.raises(ModelError, match="'Q' and 'R' map to the same token '<unk>'"):
+        option_token_ids(tok, option_letters(18))
+
+
+@pytest.mark.parametrize("variant", ["space", "nospace"])
+@pytest.mark.parametrize("kind", ["group", "respondent"])
+def test_scores_are_valid_distributions(variant, kind):
+    items = tiny_items(9, seed=3, kind=kind)
+    model = CausalLMAnswerModel(str(tiny_model_dir(variant)), batch_size=4)
+    pred = model.predict(items, show_progress=False)
+    assert list(pred.item_ids) == list(items.item_ids)
+    for d, q in zip(pred.distributions, items.item_questions(), strict=True):
+        assert d.shape == (q.n_options,) and np.all(d > 0) and abs(d.sum() - 1) < 1e-9
+    assert pred.format_mass is not None and np.all((pred.format_mass > 0) & (pred.format_mass <= 1))
+    assert not model.is_fitted  # zero-shot predict needs no fit
+    # not all the same: the scores depend on the prompt
+    assert np.ptp([d[0] for d, q in zip(pred.distributions, items.item_questions(),
+                                          strict=True) if q.id == "q0"]) > 1e-4  # fmt: skip
+
+
+def _reference(path, items, *, chat, orders=None, fmt_name=None):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    lm = AutoModelForCausalLM.from_pretrained(path).eval()
+    dists, masses = [], []
+    for i, q in enumerate(items.item_questions()):
+        fmt = get_format(fmt_name or ("qa" if items.frame["kind"].iat[i] == "group" else "profile"))
+        ids = option_token_ids(tok, option_letters(q.n_options))
+        acc, mass = np.zeros(q.n_options), 0.0
+        for order in orders[i] if orders else [np.arange(q.n_options)]:
+            from surveylm.prompts import render_prompt
+
+            text = render_prompt(q, items.contexts[i], fmt, order, questions=items.questions)
+            if chat:
+                text = apply_chat_template(tok, text)
+            d, m = naive_option_distribution(lm, tok, text, ids, add_special_tokens=not chat)
+            acc[order] += d
+            mass += m
+        n = len(orders[i]) if orders else 1
+        dists.append(acc / n)
+        masses.append(mass / n)
+    return dists, np.array(masses)
+
+
+@pytest.mark.parametrize("variant", ["space", "nospace"])
+def test_matches_naive_full_forward_reference(variant):
+    items = tiny_items(10, seed=5)
+    path = tiny_model_dir(variant)
+    pred = CausalLMAnswerModel(str(path), batch_size=3).predict(items, show_progress=False)
+    ref, mass = _reference(path, items, chat=False)
+    diff = max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True))
+    assert diff < 1e-5
+    np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
+
+
+def test_permutation_averaging_matches_reference():
+    items = tiny_items(6, seed=7)
+    path = tiny_model_dir("space")
+    for scheme in ("cyclic", "random"):
+        model = CausalLMAnswerModel(str(path), permutations=3, permutation_scheme=scheme, seed=4)
+        pred = model.predict(items, show_progress=False)
+        orders = [option_orders(q.n_options, min(3, q.n_options) if scheme == "cyclic" else 3,
+                                seed=4, scheme=scheme) for q in items.item_questions()]  # fmt: skip
+        ref, mass = _reference(path, items, chat=False, orders=orders)
+        diff = max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True))
+        assert diff < 1e-5
+        np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
+    single = CausalLMAnswerModel(str(path)).predict(items, show_progress=False)
+    assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, single.distributions,
+                                                     strict=True)) > 1e-4  # fmt: skip
+
+
+def test_chat_path_uses_template_and_generation_prompt():
+    items = tiny_items(5, seed=2)
+    path = tiny_model_dir("space", chat=True)
+    model = CausalLMAnswerModel(str(path), batch_size=2)
+    assert model.uses_chat  # auto: the tokenizer has a chat template
+    tok = build_tokenizer("space", chat=True)
+    enc = encode_items(items, tok, get_format("qa"), chat=True)
+    text = tok.decode(enc[0].input_ids)
+    assert text.startswith("<s><|user|>\n") and text.endswith("Answer:</s>\n<|assistant|>\n")
+    assert enc[0].input_ids.count(tok.bos_token_id) == 1  # no second BOS from tokenizing
+    pred = model.predict(items, show_progress=False)
+    ref, _ = _reference(path, items, chat=True)
+    assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
+    base = CausalLMAnswerModel(str(path), chat=False).predict(items, show_progress=False)
+    assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, base.distributions,
+                                                     strict=True)) > 1e-4  # fmt: skip
+
+
+def test_base_path_is_plain_text_with_bos():
+    items = tiny_items(3, seed=2)
+    tok = build_tokenizer("space")
+    enc = encode_items(items, tok, get_format("qa"), chat=False)
+    assert enc[0].input_ids[0] == tok.bos_token_id
+    assert tok.decode(enc[0].input_ids[1:]).endswith("\nAnswer:")
+    assert not CausalLMAnswerModel(str(tiny_model_dir("space"))).uses_chat
+    with pytest.raises(ModelError, match="no chat template"):
+        _ = CausalLMAnswerModel(str(tiny_model_dir("space")), chat=True).uses_chat
+
+
+def test_prompt_formats_and_country_cue():
+    items = tiny_items(3, seed=1)
+    path = str(tiny_model_dir("space"))
+    a = CausalLMAnswerModel(path, prompt_format="country").predict(items, show_progress=False)
+    b = CausalLMAnswerModel(path, prompt_format="portray").predict(items, show_progress=False)
+    assert not np.allclose(a.distributions[0], b.distributions[0])
+
+
+def test_missing_folder_and_offline_hub_id_give_one_line(tmp_path, monkeypatch):
+    with pytest.raises(ModelError, match="model folder '.*nope' does not exist") as err:
+        CausalLMAnswerModel(str(tmp_path / "nope")).predict(tiny_items(2), show_progress=False)
+    assert "\n" not in str(err.value)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="cannot load causal LM 'surveylm-test/no-such-model'"):
+        CausalLMAnswerModel("surveylm-test/no-such-model").predict(tiny_items(2))
+    with pytest.raises(ModelError) as err:
+        CausalLMAnswerModel("surveylm-test/no-such-model").fit(tiny_items(2))
+    assert "\n" not in str(err.value) and "offline" in str(err.value)
+
+
+def test_too_long_prompt_names_the_item():
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), max_length=10)
+    with pytest.raises(
+        DataError, match="item 'it0': prompt has .* tokens, more than max_length=10"
+    ):
+        model.predict(tiny_items(2), show_progress=False)
+
+
+def test_zero_shot_fit_only_loads():
+    items = tiny_items(4)
+    path = str(tiny_model_dir("space"))
+    model = CausalLMAnswerModel(path, zero_shot=True).fit(items)
+    assert model.is_fitted and model.trained_ is None
+    a = model.predict(items, show_progress=False)
+    b = CausalLMAnswerModel(path).predict(items, show_progress=False)
+    assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+
+
+def test_question_with_too_many_options_for_single_tokens_is_refused():
+    q = Question("big", "Pick a number", tuple(f"n{i}" for i in range(27)))
+    items = tiny_items(2)
+    frame = items.frame.copy()
+    frame["question_id"] = "big"
+    frame["target"] = None
+    from surveylm.items import ItemSet
+
+    big = ItemSet(frame, {**items.questions, "big": q})
+    with pytest.raises(ModelError, match="question 'big': option label '10'"):
+        CausalLMAnswerModel(str(tiny_model_dir("space"))).predict(big, show_progress=False)
