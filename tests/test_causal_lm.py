@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lm_fixtures import build_tokenizer, naive_option_distribution, tiny_items, tiny_model_dir
 
+from lm_fixtures import build_tokenizer, naive_option_distribution, tiny_items, tiny_model_dir
 from surveylm.errors import DataError, ModelError
 from surveylm.models.causal_lm import CausalLMAnswerModel
 from surveylm.models.option_tokens import encode_items, option_token_ids
@@ -153,7 +153,7 @@ def test_prompt_formats_and_country_cue():
 
 
 def test_missing_folder_and_offline_hub_id_give_one_line(tmp_path, monkeypatch):
-    with pytest.raises(ModelError, match="model folder '.*nope' does not exist") as err:
+    with pytest.raises(ModelError, match=r"model folder '.*nope' does not exist") as err:
         CausalLMAnswerModel(str(tmp_path / "nope")).predict(tiny_items(2), show_progress=False)
     assert "\n" not in str(err.value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -167,7 +167,7 @@ def test_missing_folder_and_offline_hub_id_give_one_line(tmp_path, monkeypatch):
 def test_too_long_prompt_names_the_item():
     model = CausalLMAnswerModel(str(tiny_model_dir("space")), max_length=10)
     with pytest.raises(
-        DataError, match="item 'it0': prompt has .* tokens, more than max_length=10"
+        DataError, match=r"item 'it0': prompt has .* tokens, more than max_length=10"
     ):
         model.predict(tiny_items(2), show_progress=False)
 
