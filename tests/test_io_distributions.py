@@ -113,6 +113,10 @@ def test_jsonl_without_sizes(tmp_path):
     # refusal rates survive a round trip
     back = read_subpop_jsonl(write_subpop_jsonl(items, tmp_path / "again.jsonl"))
     assert back.summary["refusal_rate"] == {"q1|region = North": 0.1}
+    assert "n" not in json.loads((tmp_path / "again.jsonl").read_text().splitlines()[0])
+    # unknown sizes survive the item-set Parquet format too
+    stored = ItemSet.read_parquet(items.to_parquet(tmp_path / "items.parquet"))
+    assert stored.frame["n"].tolist() == [0, 0, 0] and stored.frame["n_eff"].isna().all()
 
 
 def test_long_csv_order_of_appearance_and_zero_fill(tmp_path):
