@@ -181,11 +181,9 @@ class Survey:
         self.questions = {q.id: q for q in qlist}
         self.name = name
         self.covariates = list(covariates)
-        self.data = pd.DataFrame(index=data.index.copy())
-        for q in qlist:
-            self.data[q.id] = _as_categorical(data[q.id], q, file=file)
-        for c in self.covariates:
-            self.data[c] = data[c].to_numpy(copy=True)
+        columns: dict[str, Any] = {q.id: _as_categorical(data[q.id], q, file=file) for q in qlist}
+        columns.update({c: data[c].to_numpy(copy=True) for c in self.covariates})
+        self.data = pd.DataFrame(columns, index=data.index.copy())
         self.weights = _check_weights(weights, data.index, file=file)
 
     # -- basic facts ---------------------------------------------------------------
@@ -303,25 +301,24 @@ def kish_effective_n(weights: np.ndarray) -> float:
 
 def _as_categorical(values: pd.Series, q: Question, *, file: str | None = None) -> pd.Series:
     """Convert answer labels to a categorical with the question's options as categories."""
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        values = values.astype(object)
-    as_obj = values.astype(object)
-    present = as_obj.notna()
-    labels = as_obj[present].map(_label_str)
-    bad = ~labels.isin(q.options)
+    # Label each distinct raw value once (fast on large files), then map codes back.
+    raw_codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    option_pos = {o: i for i, o in enumerate(q.options)}
+    labels = [_label_str(u) for u in uniques]
+    lookup = np.array([option_pos.get(lab, -2) for lab in labels] + [-1], dtype=np.int64)
+    codes = lookup[raw_codes]  # raw_codes == -1 (missing) picks the trailing -1
+    bad = codes == -2
     if bad.any():
-        pos = int(np.flatnonzero(present.to_numpy())[int(np.flatnonzero(bad.to_numpy())[0])])
-        bad_values = sorted(set(labels[bad]))
+        pos = int(np.flatnonzero(bad)[0])
+        bad_values = sorted({lab for lab, c in zip(labels, lookup[:-1], strict=True) if c == -2})
         raise DataError(
-            f"{where(file=file, row=pos + 1, column=q.id)}answer {labels[bad].iloc[0]!r} is not "
-            f"in the codebook options {preview(q.options, 8)} (unknown labels: "
+            f"{where(file=file, row=pos + 1, column=q.id)}answer {labels[raw_codes[pos]]!r} is "
+            f"not in the codebook options {preview(q.options, 8)} (unknown labels: "
             f"{preview(bad_values)})"
         )
-    out = pd.Series(
-        pd.Categorical([None] * len(values), categories=list(q.options)), index=values.index
+    return pd.Series(
+        pd.Categorical.from_codes(codes, categories=list(q.options)), index=values.index
     )
-    out[present.to_numpy()] = labels.to_numpy()
-    return out
 
 
 def _label_str(v: Any) -> str:
