@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "AnswerModel": "surveylm.models.base",
+    "Codebook": "surveylm.codebook",
+    "Evaluation": "surveylm.evaluation",
     "Group": "surveylm.items",
     "ItemSet": "surveylm.items",
     "Predictions": "surveylm.models.base",
@@ -25,20 +27,33 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "surveylm.evaluation",
     "evaluate_baselines": "surveylm.experiments.baselines",
     "load_anes1996": "surveylm.datasets",
+    "load_codebook": "surveylm.codebook",
     "load_dataset": "surveylm.datasets",
     "load_masculinity": "surveylm.datasets.fivethirtyeight",
     "load_nonvoters": "surveylm.datasets.fivethirtyeight",
     "make_model": "surveylm.models",
+    "read_distributions": "surveylm.io.distributions",
+    "read_survey": "surveylm.io.surveys",
+    "survey_from_dataframe": "surveylm.io.surveys",
+    "write_long_csv": "surveylm.io.distributions",
+    "write_subpop_jsonl": "surveylm.io.distributions",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
+    from surveylm.codebook import Codebook, load_codebook
     from surveylm.datasets import load_anes1996, load_dataset
     from surveylm.datasets.fivethirtyeight import load_masculinity, load_nonvoters
     from surveylm.errors import SurveyLMError
-    from surveylm.evaluation import evaluate
+    from surveylm.evaluation import Evaluation, evaluate
     from surveylm.experiments.baselines import evaluate_baselines
+    from surveylm.io.distributions import (
+        read_distributions,
+        write_long_csv,
+        write_subpop_jsonl,
+    )
+    from surveylm.io.surveys import read_survey, survey_from_dataframe
     from surveylm.items import Group, ItemSet, build_group_items, build_respondent_items
     from surveylm.models import make_model
     from surveylm.models.base import AnswerModel, Predictions
