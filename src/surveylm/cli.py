@@ -48,7 +48,8 @@ def _friendly_errors() -> Iterator[None]:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=False)
+    # Piped output gets room for a whole table instead of rich's 80-column default.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _load_survey(source: str, codebook: Path | None = None) -> Survey:
@@ -66,15 +67,10 @@ def _read_items(path: Path) -> ItemSet:
     """An item set (.parquet) or a distribution file (.jsonl SubPOP-style, .csv long)."""
     from surveylm.items import ItemSet
 
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        from surveylm.io.distributions import read_subpop_jsonl
+    if path.suffix.lower() in (".jsonl", ".csv"):
+        from surveylm.io.distributions import read_distributions
 
-        return read_subpop_jsonl(path)
-    if suffix == ".csv":
-        from surveylm.io.distributions import read_long_csv
-
-        return read_long_csv(path)
+        return read_distributions(path)
     return ItemSet.read_parquet(path)
 
 
