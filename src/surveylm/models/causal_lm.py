@@ -191,7 +191,8 @@ class CausalLMAnswerModel(AnswerModel):
             use_safetensors=self.use_safetensors,
         )
         self._device = device
-        self._lm = model.to(device).eval()
+        # frozen and in eval mode: inference only until fit() unfreezes what it trains
+        self._lm = model.requires_grad_(False).to(device).eval()
         self._tok = tokenizer
         pad = tokenizer.pad_token_id
         pad = tokenizer.eos_token_id if pad is None else pad
@@ -297,7 +298,10 @@ class CausalLMAnswerModel(AnswerModel):
                 self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
                 callbacks=callbacks,
             )  # fmt: skip
-        self._lm = model.to(self._device).eval()
+        # inference from here on: frozen weights give the same kernels (and bit-identical
+        # numbers) as a model restored by load()
+        self._trained_names = [n for n, p in model.named_parameters() if p.requires_grad]
+        self._lm = model.requires_grad_(False).to(self._device).eval()
         self.trained_ = trained
         self.history_ = out.log_history
         self.train_seconds_ = out.seconds
@@ -381,8 +385,9 @@ class CausalLMAnswerModel(AnswerModel):
         elif trained == "layers":
             from safetensors.torch import save_file
 
+            keep = set(self._trained_names)
             state = {n: p.detach().cpu().contiguous() for n, p in self._lm.named_parameters()
-                     if p.requires_grad}  # fmt: skip
+                     if n in keep}  # fmt: skip
             with atomic_path(directory / "trained_layers.safetensors") as tmp_file:
                 save_file(state, str(tmp_file))
         state = {"fitted": self.is_fitted, "trained": trained,
@@ -425,6 +430,7 @@ class CausalLMAnswerModel(AnswerModel):
                 raise ModelError(f"{where(file=directory)}saved weights do not fit the model "
                                  f"'{model.model_name}' (e.g. {sorted(missing)[0]})")  # fmt: skip
             model._lm.load_state_dict(weights, strict=False)
+            model._trained_names = sorted(weights)
         if state.get("fitted"):
             model.trained_ = trained
             model.history_ = state.get("history", [])

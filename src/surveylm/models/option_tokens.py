@@ -94,6 +94,10 @@ class CausalLMOptionScorer(nn.Module):
     about ``-1e4`` (finite, so no NaN reaches a gradient).
     """
 
+    #: Read by ``Trainer`` when resuming from a checkpoint that holds only the trainable
+    #: parameters (the frozen base weights are "missing" from it, by design).
+    _keys_to_ignore_on_save = None
+
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model

@@ -1,0 +1,169 @@
+"""Fine-tuning the causal-LM answer model: KL falls, adapter changes, save/load, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from lm_fixtures import tiny_items, tiny_model_dir
+from surveylm.errors import DataError, ModelError
+from surveylm.models.base import AnswerModel
+from surveylm.models.causal_lm import CausalLMAnswerModel
+
+FAST = {
+    "learning_rate": 1e-2,
+    "max_steps": 30,
+    "batch_size": 8,
+    "logging_steps": 1,
+    "save_every_epoch": False,
+    "lr_scheduler": "constant",
+    "lora": {"dropout": 0.0},
+}
+
+
+def _mean_kl(items, pred):
+    return float(np.mean([np.sum(p * np.log(p / q)) for p, q in
+                          zip(items.targets, pred.distributions, strict=True)]))  # fmt: skip
+
+
+def _same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    items = tiny_items(8)
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=FAST, batch_size=4)
+    before = model.predict(items, show_progress=False)
+    model.fit(items)
+    return items, model, before
+
+
+def test_fine_tuning_drives_kl_down_and_changes_the_adapter(fitted):
+    items, model, before = fitted
+    after = model.predict(items, show_progress=False)
+    assert _mean_kl(items, before) > 0.3
+    assert _mean_kl(items, after) < 0.05
+    losses = [h["loss"] for h in model.history_ if "loss" in h]
+    assert len(losses) == 30 and losses[-1] < 0.2 * losses[0]
+    lora_b = [p for n, p in model._lm.named_parameters() if "lora_B" in n]
+    assert len(lora_b) == 4  # q_proj and v_proj in 2 layers (peft initialises B to zero)
+    assert all(float(p.abs().max()) > 0 for p in lora_b)
+    assert model.is_fitted and model.trained_ == "lora" and model.items_per_second_ > 0
+
+
+def test_save_load_predict_identical(fitted, tmp_path):
+    items, model, _ = fitted
+    model.save(tmp_path / "m")
+    assert (tmp_path / "m" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "m" / "model.json").is_file()
+    loaded = AnswerModel.load(tmp_path / "m")  # dispatches to CausalLMAnswerModel.load
+    assert isinstance(loaded, CausalLMAnswerModel) and loaded.is_fitted
+    a, b = model.predict(items, show_progress=False), loaded.predict(items, show_progress=False)
+    assert _same(a, b) and np.array_equal(a.format_mass, b.format_mass)
+    assert loaded.get_params()["fine_tune"]["learning_rate"] == FAST["learning_rate"]
+
+
+def test_unfitted_zero_shot_model_saves_and_loads(tmp_path):
+    items = tiny_items(3)
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), permutations=2)
+    model.save(tmp_path / "z")
+    loaded = CausalLMAnswerModel.load(tmp_path / "z")
+    assert not loaded.is_fitted and loaded.permutations == 2
+    assert _same(
+        model.predict(items, show_progress=False), loaded.predict(items, show_progress=False)
+    )
+    with pytest.raises(ModelError, match="no saved model here"):
+        CausalLMAnswerModel.load(tmp_path / "missing")
+
+
+def test_top_layer_tuning_without_lora_saves_and_loads(tmp_path):
+    items = tiny_items(8)
+    cfg = {**FAST, "max_steps": 3, "learning_rate": 1e-3, "lora": {"enabled": False},
+           "train_top_layers": 1}  # fmt: skip
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=cfg).fit(items)
+    trained = model._trained_names
+    assert trained and all(n.startswith("model.layers.1.") for n in trained)
+    assert not any(p.requires_grad for p in model._lm.parameters())  # frozen for inference
+    model.save(tmp_path / "t")
+    loaded = CausalLMAnswerModel.load(tmp_path / "t")
+    base = CausalLMAnswerModel(str(tiny_model_dir("space"))).predict(items, show_progress=False)
+    a, b = model.predict(items, show_progress=False), loaded.predict(items, show_progress=False)
+    assert _same(a, b) and not _same(a, base)
+
+
+def test_fit_needs_targets_and_respondent_items_train():
+    items = tiny_items(4, kind="respondent")
+    frame = items.frame.copy()
+    frame["target"] = None
+    from surveylm.items import ItemSet
+
+    with pytest.raises(DataError, match="no items with a known target"):
+        CausalLMAnswerModel(str(tiny_model_dir("space"))).fit(ItemSet(frame, items.questions))
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), prompt_format="persona",
+                                fine_tune={**FAST, "max_steps": 2}).fit(items)  # fmt: skip
+    assert len([h for h in model.history_ if "loss" in h]) == 2
+
+
+class _Crash(TrainerCallback):
+    """Simulates a crash right after the checkpoint of step ``at`` is written."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path):
+    items = tiny_items(8)
+    cfg = {
+        "learning_rate": 5e-3,
+        "epochs": 3,
+        "batch_size": 4,
+        "logging_steps": 1,
+        "save_every_epoch": True,
+        "seed": 3,
+    }  # fmt: skip (dropout 0.05: RNG state matters)
+    path = str(tiny_model_dir("space"))
+
+    def losses(model):
+        return [h["loss"] for h in model.history_ if "loss" in h]
+
+    full = CausalLMAnswerModel(path, fine_tune=cfg, output_dir=str(tmp_path / "full")).fit(items)
+    assert len(losses(full)) == 6  # 2 steps per epoch
+    run = tmp_path / "interrupted"
+    with pytest.raises(KeyboardInterrupt):
+        CausalLMAnswerModel(path, fine_tune=cfg, output_dir=str(run)).fit(
+            items, callbacks=[_Crash(4)]
+        )
+    assert (run / "checkpoint-4").is_dir() and not (run / "checkpoint-6").exists()
+    resumed = CausalLMAnswerModel(path, fine_tune=cfg, output_dir=str(run))
+    resumed.fit(items, resume_from_checkpoint=True)
+    # the resumed run ran steps 5-6 only; its history continues the checkpoint's
+    steps = [h["step"] for h in resumed.history_ if "loss" in h]
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert losses(resumed)[:4] == losses(full)[:4]
+    assert losses(resumed)[-1] == pytest.approx(losses(full)[-1], abs=1e-6)
+    a = full.predict(items, show_progress=False).distributions
+    b = resumed.predict(items, show_progress=False).distributions
+    assert max(np.abs(x - y).max() for x, y in zip(a, b, strict=True)) < 1e-6
+    with pytest.raises(ModelError, match="needs output_dir"):
+        CausalLMAnswerModel(path, fine_tune=cfg).fit(items, resume_from_checkpoint=True)
+
+
+def test_lora_settings_reach_peft():
+    items = tiny_items(8)
+    cfg = {**FAST, "max_steps": 1, "lora": {"r": 4, "alpha": 8, "use_rslora": True,
+                                            "target_modules": ["q_proj", "k_proj"]}}  # fmt: skip
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=cfg).fit(items)
+    names = [n for n, _ in model._lm.named_parameters() if "lora_A" in n]
+    assert len(names) == 4 and all("q_proj" in n or "k_proj" in n for n in names)
+    a = next(p for n, p in model._lm.named_parameters() if "lora_A" in n)
+    assert a.shape[0] == 4
+    lora_cfg = model._lm.peft_config["default"]
+    assert lora_cfg.use_rslora and lora_cfg.lora_alpha == 8
+    assert torch.is_tensor(a)
