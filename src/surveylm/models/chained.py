@@ -160,13 +160,13 @@ class ChainedEquationsImputer(AnswerModel):
         for name, kind in self.features_:
             col = list(tr["features"][name]) + list(xq[name].to_numpy())
             if kind == "numeric":
-                vals = np.array([np.nan if v is None else float(v) for v in col])
+                vals = np.array([np.nan if _missing(v) else float(v) for v in col])
                 variables.append(("numeric", vals, 0))
             else:
                 cats = list(self.options_.get(name, {}).get("options", []))
-                seen = sorted({str(v) for v in col if v is not None} - set(cats))
+                seen = sorted({str(v) for v in col if not _missing(v)} - set(cats))
                 lookup = {c: i for i, c in enumerate(cats + seen)}
-                codes = np.array([-1 if v is None else lookup[str(v)] for v in col])
+                codes = np.array([-1 if _missing(v) else lookup[str(v)] for v in col])
                 variables.append(("categorical", codes, len(lookup)))
         target = np.concatenate([np.asarray(tr["y"], dtype=np.int64), np.full(n_q, -1)])
         variables.append(("categorical", target, k))
@@ -309,6 +309,10 @@ def _ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float = 1e-4) -> 
     """Weighted least squares with a tiny ridge (mice's ``ridge = 1e-5`` analogue)."""
     xtw = x.T * w
     return np.linalg.solve(xtw @ x + alpha * np.eye(x.shape[1]), xtw @ y)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and np.isnan(v))
 
 
 def _json_value(v: Any) -> Any:

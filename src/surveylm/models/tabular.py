@@ -85,10 +85,11 @@ def feature_frame(items: ItemSet, spec: FeatureSpec, *, missing_label: bool = Tr
                     raise DataError(
                         f"feature '{name}' was numeric in training, got {v!r}"
                     ) from None
-            cols[name] = np.asarray(vals, dtype=np.float64)
+            cols[name] = pd.Series(vals, dtype=np.float64)
         else:
             fill = MISSING if missing_label else None
-            cols[name] = np.array([fill if v is None else str(v) for v in raw], dtype=object)
+            vals = [fill if v is None else str(v) for v in raw]
+            cols[name] = pd.Series(vals, dtype=object)  # not pandas' inferred str dtype
     return pd.DataFrame(cols, index=range(len(contexts)))
 
 
