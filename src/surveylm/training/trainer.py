@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel, Trainer, TrainerCallback
+from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallback
 
 from surveylm.errors import ConfigError, ModelError
 from surveylm.training.config import FineTuneConfig, parse_config
@@ -199,6 +199,8 @@ def train_option_model(
     )
     if config.temperature_lr is not None:
         trainer.optimizer = _optimizer_with_temperature_group(trainer, module, config)
+    if args.disable_tqdm:  # quiet: no progress bar and no printed log lines
+        trainer.remove_callback(PrinterCallback)
     start_step = _StartStep()
     trainer.add_callback(start_step)
     start = time.perf_counter()
