@@ -160,6 +160,14 @@ def test_draw_imputations_per_draw_distributions():
         extra={"draws": {k: per_draw[:, 0] for k in "abc"}},
     )
     assert np.array_equal(draw_imputations(preds, 6, seed=0), draws)
+    # an item without draws (a model's fallback) repeats its one distribution
+    partial = Predictions(
+        np.array(["a", "b"]),
+        [np.array([0.5, 0.0, 0.5]), np.array([0.0, 1.0, 0.0])],
+        extra={"draws": {"a": per_draw[:, 0]}},
+    )
+    mixed = draw_imputations(partial, 4, seed=0)
+    assert (mixed[:, 1] == 1).all() and list(mixed[:, 0]) == [0, 2, 0, 2]
     with pytest.raises(DataError, match="distributions"):
         draw_imputations(np.ones(3), 2)
 
@@ -215,6 +223,23 @@ def test_mi_shares_truth_expected_and_alignment():
         multiple_imputation_shares(survey, "vote", mask, short, m=5)
     with pytest.raises(DataError, match="to impute"):
         multiple_imputation_shares(survey, "vote", mask, probs[1:], m=5)
+
+
+def test_mi_shares_within_subgroup():
+    survey = _toy()
+    mask = mcar(survey, "vote", 0.5, seed=0)
+    probs = _oracle(survey.with_answers("vote", np.where(mask, None, "A")), "vote")
+    dem = (survey.answers("party") == "Dem").to_numpy()
+    res = multiple_imputation_shares(survey, "vote", mask, probs, m=10, seed=1, subgroup=dem)
+    w = survey.weights.to_numpy()
+    b = survey.codes("vote") == 1
+    assert res.truth[1] == pytest.approx(w[dem & b].sum() / w[dem].sum())
+    assert res.n_imputed == (mask & dem).sum()
+    assert abs(res.pooled.estimate[1] - 0.2) < 0.1  # Democrats vote B with probability 0.2
+    full = multiple_imputation_shares(survey, "vote", mask, probs, m=10, seed=1)
+    assert res.pooled.se[1] > full.pooled.se[1]  # a smaller group, a wider interval
+    with pytest.raises(DataError, match="subgroup"):
+        multiple_imputation_shares(survey, "vote", mask, probs, m=10, subgroup=dem[:5])
 
 
 def test_mi_shares_confident_model_has_no_between_variance():

@@ -20,6 +20,15 @@ draws instead of assuming it. Models that only return one distribution per respo
 ignore the model's own estimation error — while :class:`~surveylm.models.chained.
 ChainedEquationsImputer` exposes per-draw distributions (``Predictions.extra["draws"]``),
 which are used one per completed dataset.
+
+Two estimands are offered. ``"population"`` is the textbook one: the share in the
+population the survey samples, with each completed dataset's sampling variance as ``W``.
+``"sample"`` is the share in the full sample itself — what an imputation benchmark
+compares against — which a completed dataset knows exactly (``W = 0``), so only the
+imputation uncertainty counts. Evaluated over repeated missingness draws on one fixed
+survey, even a perfect model's ``"sample"`` intervals are somewhat conservative (the
+hidden respondents are drawn without replacement from a fixed sample, a finite-population
+correction the intervals do not know about); fresh samples give nominal coverage.
 """
 
 from __future__ import annotations
@@ -206,8 +215,16 @@ def draw_imputations(predictions: Predictions | np.ndarray, m: int, seed: int = 
 def _as_draw_array(predictions: Predictions | np.ndarray) -> np.ndarray:
     if isinstance(predictions, Predictions):
         draws = predictions.extra.get("draws")
-        if draws is not None:
-            rows = [np.asarray(draws[str(i)], dtype=np.float64) for i in predictions.item_ids]
+        if draws:
+            d = max(len(v) for v in draws.values())
+            rows = [
+                np.asarray(draws[str(i)], dtype=np.float64)
+                if str(i) in draws
+                else np.tile(dist, (d, 1))  # no draws for this item (e.g. a fallback)
+                for i, dist in zip(predictions.item_ids, predictions.distributions, strict=True)
+            ]
+            if any(r.shape[0] != d for r in rows):
+                raise DataError("items have different numbers of imputation draws")
             return np.stack(rows, axis=1) if rows else np.zeros((1, 0, 2))
         ks = {len(d) for d in predictions.distributions}
         if len(ks) > 1:
@@ -268,6 +285,7 @@ def multiple_imputation_shares(
     *,
     level: float = 0.95,
     estimand: Estimand = "population",
+    subgroup: np.ndarray | None = None,
 ) -> MIShares:
     """Weighted option shares of ``target`` by multiple imputation, pooled by Rubin's rules.
 
@@ -290,6 +308,8 @@ def multiple_imputation_shares(
             ``"sample"``: the full-sample share itself, which a completed dataset would
             know exactly (``W = 0``, ``df_com = ∞``), so only imputation uncertainty
             counts — the calibrated choice when the yardstick is the full sample's truth.
+        subgroup: Optional boolean mask over respondents: estimate the shares within
+            this subgroup only (e.g. ``evaluate_filter(survey, 'age < 30')``).
 
     Returns:
         :class:`MIShares` with the pooled estimate, the expected share (observed answers +
@@ -309,23 +329,27 @@ def multiple_imputation_shares(
         raise DataError(f"{where(question=target)}predictions have {p.shape[2]} options, not "
                         f"{q.n_options}")  # fmt: skip
     w = survey.weights.to_numpy()
+    sub = np.ones(len(codes), bool) if subgroup is None else np.asarray(subgroup, dtype=bool)
+    if sub.shape != codes.shape or sub.sum() < 2:
+        raise DataError(f"subgroup must be a mask over {len(codes)} respondents, 2+ selected")
     draws = draw_imputations(p, m, seed)
     est, var = [], []
     for j in range(m):
         completed = codes.copy()
         completed[idx] = draws[j]
-        s, v = completed_shares(completed, w, q.n_options)
+        s, v = completed_shares(completed[sub], w[sub], q.n_options)
         est.append(s)
         var.append(v if estimand == "population" else np.zeros_like(v))
-    n = kish_effective_n(w) if estimand == "population" else None
+    n = kish_effective_n(w[sub]) if estimand == "population" else None
     pooled = rubin_pool(np.array(est), np.array(var), n, level=level)
     dist = np.zeros((len(codes), q.n_options))
     obs = np.flatnonzero(~impute)
     dist[obs, codes[obs]] = 1.0
     dist[idx] = p.mean(axis=0)
-    expected = weighted_shares(dist, w)
-    truth = weighted_shares(codes, w, q.n_options) if (codes >= 0).all() else None
-    return MIShares(target, q.options, pooled, expected, truth, len(idx), estimand)
+    expected = weighted_shares(dist[sub], w[sub])
+    known = (codes[sub] >= 0).all()
+    truth = weighted_shares(codes[sub], w[sub], q.n_options) if known else None
+    return MIShares(target, q.options, pooled, expected, truth, int(impute[sub].sum()), estimand)
 
 
 def _align(
