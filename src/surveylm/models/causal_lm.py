@@ -22,89 +22,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from surveylm.errors import DataError, ModelError, SurveyLMError, where
+from surveylm.errors import DataError, ModelError, where
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, _json_default
+from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
 from surveylm.prompts import default_format, get_format, option_orders
 
-__all__ = ["CausalLMAnswerModel", "load_causal_lm", "resolve_device", "resolve_dtype"]
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``"auto"`` → ``"cuda"`` when a CUDA device is present, else ``"cpu"``."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
-
-
-def resolve_dtype(dtype: str, device: str) -> Any:
-    """``"auto"`` → bfloat16 on a GPU that supports it, float32 otherwise."""
-    import torch
-
-    if dtype == "auto":
-        gpu = device.startswith("cuda") and torch.cuda.is_available()
-        return torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}  # fmt: skip
-    if dtype not in table:
-        raise ModelError(f"unknown dtype '{dtype}': expected auto, {', '.join(table)}")
-    return table[dtype]
-
-
-def _looks_local(name: str) -> bool:
-    """A path rather than a hub id: it exists, or is written like a path."""
-    return (
-        Path(name).expanduser().exists()
-        or name.startswith(("/", "./", "../", "~", "\\"))
-        or name.endswith(("/", "\\"))
-        or name.count("/") > 1
-        or (len(name) > 1 and name[1] == ":")  # C:\...
-    )
-
-
-def load_causal_lm(
-    name: str,
-    *,
-    dtype: Any = None,
-    trust_remote_code: bool = False,
-    use_safetensors: bool = True,
-) -> tuple[Any, Any]:
-    """Load a causal LM and its tokenizer from a hub id or a local folder.
-
-    Nothing assumes a hub is reachable: a local path, or ``HF_HUB_OFFLINE`` /
-    ``TRANSFORMERS_OFFLINE`` set, loads with ``local_files_only``.
-
-    Raises:
-        ModelError: a missing folder, or a model that cannot be loaded (unreachable hub
-            id offline, no safetensors weights...), in one line.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    name = str(name)
-    local = _looks_local(name)
-    if local and not Path(name).expanduser().is_dir():
-        raise ModelError(f"model folder '{name}' does not exist")
-    path = str(Path(name).expanduser()) if local else name
-    offline = local or any(
-        os.environ.get(v, "").lower() in _TRUE for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
-    )
-    common = {"local_files_only": offline, "trust_remote_code": trust_remote_code}
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **common)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, use_safetensors=use_safetensors, **common
-        )
-    except SurveyLMError:
-        raise
-    except Exception as exc:  # transformers raises OSError, ValueError, HF hub errors...
-        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
-        where_ = "offline, " if offline and not local else ""
-        raise ModelError(f"cannot load causal LM '{name}' ({where_}{first})") from None
-    return model, tokenizer
+__all__ = ["CausalLMAnswerModel"]
 
 
 class CausalLMAnswerModel(AnswerModel):
@@ -179,8 +103,34 @@ class CausalLMAnswerModel(AnswerModel):
         self.use_safetensors = use_safetensors
         self.seed = seed
 
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, **params: Any) -> CausalLMAnswerModel:
+        """Wrap a model and tokenizer already in memory (e.g. loaded with custom options).
+
+        ``model_name`` defaults to the model's ``name_or_path``; the model is used as it
+        is (its device and dtype), frozen and put in eval mode.
+        """
+        params.setdefault("model_name", getattr(model, "name_or_path", "") or "in-memory")
+        out = cls(**params)
+        out._device = str(next(model.parameters()).device)
+        out._lm = model.requires_grad_(False).eval()
+        out._tok = tokenizer
+        out._pad = out._pad_id(tokenizer)
+        out._in_memory = True
+        return out
+
+    @staticmethod
+    def _pad_id(tokenizer: Any) -> int:
+        pad = tokenizer.pad_token_id
+        pad = tokenizer.eos_token_id if pad is None else pad
+        return 0 if pad is None else int(pad)
+
     # -- loading -----------------------------------------------------------------------
     def _ensure_loaded(self, *, fresh: bool = False) -> None:
+        if getattr(self, "_in_memory", False):  # from_model(): nothing to (re)load
+            if fresh and getattr(self, "trained_", None):
+                raise ModelError("refitting needs a model loaded by name, not from_model()")
+            return
         if getattr(self, "_lm", None) is not None and not fresh:
             return
         device = resolve_device(self.device)
@@ -194,9 +144,7 @@ class CausalLMAnswerModel(AnswerModel):
         # frozen and in eval mode: inference only until fit() unfreezes what it trains
         self._lm = model.requires_grad_(False).to(device).eval()
         self._tok = tokenizer
-        pad = tokenizer.pad_token_id
-        pad = tokenizer.eos_token_id if pad is None else pad
-        self._pad = 0 if pad is None else int(pad)
+        self._pad = self._pad_id(tokenizer)
 
     @property
     def uses_chat(self) -> bool:
