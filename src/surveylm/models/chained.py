@@ -141,7 +141,8 @@ class ChainedEquationsImputer(AnswerModel):
                     for i in pos:
                         dists[i] = uniform(k)
                     continue
-                probs, picks = self._impute_question(qid, tr, x.iloc[pos], k)
+                wq = items.frame["weight"].to_numpy(dtype=np.float64)[pos]
+                probs, picks = self._impute_question(qid, tr, x.iloc[pos], wq, k)
                 for j, i in enumerate(pos):
                     dists[i] = probs[:, j].mean(axis=0)
                     draws[str(ids[i])] = probs[:, j]
@@ -151,7 +152,7 @@ class ChainedEquationsImputer(AnswerModel):
 
     # -- the chains --------------------------------------------------------------------
     def _impute_question(
-        self, qid: str, tr: dict[str, Any], xq: Any, k: int
+        self, qid: str, tr: dict[str, Any], xq: Any, wq: np.ndarray, k: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run ``m`` chains; return ``[m, n_query, K]`` probabilities and ``[m, n_query]``
         imputed options."""
@@ -170,7 +171,7 @@ class ChainedEquationsImputer(AnswerModel):
                 variables.append(("categorical", codes, len(lookup)))
         target = np.concatenate([np.asarray(tr["y"], dtype=np.int64), np.full(n_q, -1)])
         variables.append(("categorical", target, k))
-        w = np.concatenate([np.asarray(tr["w"], dtype=np.float64), np.ones(n_q)])
+        w = np.concatenate([np.asarray(tr["w"], dtype=np.float64), wq])
         if not self.use_weights:
             w = np.ones_like(w)
         probs = np.empty((self.m, n_q, k))
