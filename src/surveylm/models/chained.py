@@ -241,7 +241,7 @@ class ChainedEquationsImputer(AnswerModel):
         if len(classes) == 1:
             p[:, classes[0]] = 1.0
             return p
-        lr = LogisticRegression(C=self.C, max_iter=1000)
+        lr = LogisticRegression(C=self.C, max_iter=1000, solver="newton-cholesky")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             lr.fit(x[b], yb, sample_weight=w[b])

@@ -214,22 +214,31 @@ class LogisticModel(_TabularModel):
     Args:
         C: Inverse L2 penalty (scikit-learn's ``C``); the penalty keeps coefficients finite
             when an option is perfectly separated by a feature.
-        max_iter: Iterations of the L-BFGS solver.
+        max_iter: Iterations of the solver.
+        solver: scikit-learn solver; Newton–Cholesky is much faster than L-BFGS on
+            survey-sized data and reaches the same optimum.
         epsilon: Smoothing of the predicted distributions (see module docstring).
     """
 
     name = "logistic"
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, epsilon: float = 1e-6) -> None:
+    def __init__(
+        self,
+        C: float = 1.0,
+        max_iter: int = 1000,
+        solver: str = "newton-cholesky",
+        epsilon: float = 1e-6,
+    ) -> None:
         self.C = C
         self.max_iter = max_iter
+        self.solver = solver
         self.epsilon = epsilon
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
 
-        clf = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        clf = LogisticRegression(C=self.C, max_iter=self.max_iter, solver=self.solver)
         return Pipeline([("features", _sklearn_preprocessor(spec)), ("clf", clf)])
 
     def _fit_estimator(self, est: Any, x: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> Any:
