@@ -23,6 +23,7 @@ directory removed at exit.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import shutil
@@ -78,6 +79,24 @@ def survey_corpus(n: int = 400, seed: int = 0) -> list[str]:
     # every capital letter after a space, so " A" ... " Z" become single tokens
     lines += [" ".join(f"Answer: {c}" for c in option_letters(26))] * 20
     return lines
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one CPU thread inside the block (restored after).
+
+    The tiny models do microsecond-sized matrix products, where a second thread only adds
+    synchronisation: on a loaded 2-core machine a 30-step fine-tune took 0.6 s on one
+    thread and 7-85 s on two.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _workdir() -> Path:

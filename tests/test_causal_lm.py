@@ -5,12 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lm_fixtures import build_tokenizer, naive_option_distribution, tiny_items, tiny_model_dir
+from lm_fixtures import (
+    build_tokenizer,
+    naive_option_distribution,
+    single_thread,
+    tiny_items,
+    tiny_model_dir,
+)
 from surveylm.errors import DataError, ModelError
 from surveylm.models.causal_lm import CausalLMAnswerModel
 from surveylm.models.option_tokens import encode_items, option_token_ids
 from surveylm.prompts import apply_chat_template, get_format, option_letters, option_orders
 from surveylm.survey import Question
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
 
 
 def _tokens(tok, ids):
@@ -193,3 +205,16 @@ def test_question_with_too_many_options_for_single_tokens_is_refused():
     big = ItemSet(frame, {**items.questions, "big": q})
     with pytest.raises(ModelError, match="question 'big': option label '10'"):
         CausalLMAnswerModel(str(tiny_model_dir("space"))).predict(big, show_progress=False)
+
+
+def test_from_model_wraps_an_in_memory_model():
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = tiny_model_dir("space")
+    lm = AutoModelForCausalLM.from_pretrained(path)
+    wrapped = CausalLMAnswerModel.from_model(lm, AutoTokenizer.from_pretrained(path))
+    assert wrapped.model_name == str(path)
+    items = tiny_items(4)
+    a = wrapped.predict(items, show_progress=False)
+    b = CausalLMAnswerModel(str(path)).predict(items, show_progress=False)
+    assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))

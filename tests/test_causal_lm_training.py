@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from lm_fixtures import tiny_items, tiny_model_dir
+from lm_fixtures import single_thread, tiny_items, tiny_model_dir
 from surveylm.errors import DataError, ModelError
 from surveylm.models.base import AnswerModel
 from surveylm.models.causal_lm import CausalLMAnswerModel
@@ -21,6 +21,12 @@ FAST = {
     "lr_scheduler": "constant",
     "lora": {"dropout": 0.0},
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
 
 
 def _mean_kl(items, pred):
