@@ -241,7 +241,11 @@ class ChainedEquationsImputer(AnswerModel):
         if len(classes) == 1:
             p[:, classes[0]] = 1.0
             return p
-        lr = LogisticRegression(C=self.C, max_iter=1000, solver="newton-cholesky")
+        # Newton-Cholesky is far faster for small problems; its Hessian grows with
+        # (columns x classes)², so L-BFGS takes over for many-option variables.
+        small = x.shape[1] * len(classes) <= 300
+        solver = "newton-cholesky" if small else "lbfgs"
+        lr = LogisticRegression(C=self.C, max_iter=1000, solver=solver)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             lr.fit(x[b], yb, sample_weight=w[b])
