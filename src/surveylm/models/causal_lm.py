@@ -240,12 +240,17 @@ class CausalLMAnswerModel(AnswerModel):
             model.requires_grad_(True)
             trained = "layers"
         dataset = OptionItemDataset(self._encode(train, self.train_permutations))
-        with tempfile.TemporaryDirectory(prefix="surveylm-ft-") as tmp:
-            out = train_option_model(
-                CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
-                self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
-                callbacks=callbacks,
-            )  # fmt: skip
+        try:
+            with tempfile.TemporaryDirectory(prefix="surveylm-ft-") as tmp:
+                out = train_option_model(
+                    CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
+                    self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
+                    callbacks=callbacks,
+                )  # fmt: skip
+        except BaseException:
+            if not getattr(self, "_in_memory", False):
+                self._lm = None  # half-trained adapter inside: reload the base next time
+            raise
         # inference from here on: frozen weights give the same kernels (and bit-identical
         # numbers) as a model restored by load()
         self._trained_names = [n for n, p in model.named_parameters() if p.requires_grad]
