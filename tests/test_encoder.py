@@ -111,6 +111,9 @@ def test_fine_tuning_lowers_loss_changes_weights_and_round_trips(
     preds = model.predict(items)
     model.save(tmp_path / "m")
     assert (tmp_path / "m" / "encoder" / "model.safetensors").is_file()
+    # the saved encoder is itself a sentence-transformers folder usable as model_name
+    _, _, pooling, max_len = load_sentence_encoder(tmp_path / "m" / "encoder")
+    assert (pooling, max_len) == ("mean", 64)
     loaded = AnswerModel.load(tmp_path / "m")
     assert isinstance(loaded, EncoderAnswerModel) and loaded.is_fitted
     again = loaded.predict(items)

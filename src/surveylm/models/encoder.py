@@ -499,14 +499,16 @@ class EncoderAnswerModel(AnswerModel):
             scorer = self._scorer
             state["log_temperature"] = float(scorer.log_temperature.detach().cpu())
             state["pooling"] = scorer.pooling
+            state["max_seq_length"] = self._max_len
             state["history"] = list(self.history_)
             if hasattr(scorer.encoder, "peft_config"):
                 state["mode"] = "lora"
                 scorer.encoder.save_pretrained(str(directory / "adapter"))
             else:
                 state["mode"] = "full"
-                scorer.encoder.save_pretrained(str(directory / "encoder"))
-                self._tokenizer.save_pretrained(str(directory / "encoder"))
+                _save_sentence_transformer(
+                    scorer, self._tokenizer, directory / "encoder", self._max_len
+                )
         payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
                    "params": params, "state": state}  # fmt: skip
         atomic_write_text(directory / "model.json", json.dumps(payload, indent=2))
@@ -542,12 +544,35 @@ class EncoderAnswerModel(AnswerModel):
                 raise ModelError(f"{where(file=adapter)}not a readable adapter ({exc})") from None
         scorer = model._scorer
         scorer.pooling = state["pooling"]
+        model._max_len = int(state.get("max_seq_length", model._max_len))
         with torch.no_grad():
             scorer.log_temperature.fill_(state["log_temperature"])
         scorer.eval()
         model.history_ = state.get("history", [])
         model.fitted_ = True
         return model
+
+
+def _save_sentence_transformer(
+    scorer: EncoderOptionScorer, tokenizer: Any, folder: Path, max_seq_length: int
+) -> None:
+    """Save a fully fine-tuned encoder as a sentence-transformers folder (reusable anywhere)."""
+    scorer.encoder.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    dim = int(scorer.encoder.config.hidden_size)
+    pooling = {f"pooling_mode_{m}_tokens": scorer.pooling == m for m in ("mean", "max")}
+    pooling |= {"word_embedding_dimension": dim, "pooling_mode_cls_token": scorer.pooling == "cls"}
+    kinds = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
+    modules = [
+        {"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+        for i, (path, kind) in enumerate(kinds)
+    ]
+    from surveylm.io.atomic import atomic_write_text
+
+    atomic_write_text(folder / "1_Pooling" / "config.json", json.dumps(pooling, indent=2))
+    atomic_write_text(folder / "modules.json", json.dumps(modules, indent=2))
+    atomic_write_text(folder / "sentence_bert_config.json", json.dumps(
+        {"max_seq_length": max_seq_length, "do_lower_case": False}))  # fmt: skip
 
 
 def _progress(seq: list[Any], enabled: bool, desc: str) -> Any:
