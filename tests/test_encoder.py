@@ -157,6 +157,9 @@ def test_missing_models_and_bad_settings_give_clear_errors(
 ) -> None:
     with pytest.raises(ModelError, match=r"folder '.*nope' does not exist"):
         EncoderAnswerModel(model_name=str(tmp_path / "nope")).predict(items)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="holds no loadable model"):
+        load_sentence_encoder(tmp_path / "empty")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match=r"cannot load encoder 'no-such-org/no-such-model'") as err:
         load_sentence_encoder("no-such-org/no-such-model")
@@ -167,3 +170,32 @@ def test_missing_models_and_bad_settings_give_clear_errors(
         EncoderAnswerModel(config={"epochz": 1}).fit(items)
     with pytest.raises(ModelError, match="no saved model"):
         EncoderAnswerModel.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_fine_tuned_beats_zero_shot_and_marginal_on_anes_vote() -> None:
+    """Issue 3 acceptance in small (2 folds, 1 epoch); the full 5-fold table is
+    ``benchmarks/encoder_anes.py``."""
+    from surveylm.metrics.respondent import accuracy, log_loss
+    from surveylm.models.baselines import QuestionMarginalModel
+    from surveylm.models.encoder import encoder_default_config
+    from surveylm.splits import kfold_respondents
+
+    survey = load_anes1996()
+    config = encoder_default_config().model_copy(update={"epochs": 1.0})
+    zero_shot = EncoderAnswerModel(progress=False)
+    for train_mask, test_mask in kfold_respondents(survey, 2, seed=0, stratify="vote"):
+        train = build_respondent_items(survey.subset(train_mask), "vote", FEATURES)
+        test = build_respondent_items(survey.subset(test_mask), "vote", FEATURES)
+        y = np.array([int(np.argmax(t)) for t in test.targets])
+        scores = {}
+        for name, model in [
+            ("marginal", QuestionMarginalModel(smoothing=0.0).fit(train)),
+            ("zero-shot", zero_shot),
+            ("fine-tuned", EncoderAnswerModel(config=config, progress=False).fit(train)),
+        ]:
+            q = np.vstack(model.predict(test).distributions)
+            scores[name] = (accuracy(y, q), log_loss(y, q))
+        for other in ("marginal", "zero-shot"):
+            assert scores["fine-tuned"][0] > scores[other][0] + 0.1
+            assert scores["fine-tuned"][1] < scores[other][1] - 0.1

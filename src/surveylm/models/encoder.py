@@ -105,6 +105,8 @@ def load_sentence_encoder(model_name: str | Path | None = None) -> tuple[Any, An
             last = exc
     else:
         first = str(last).strip().splitlines()[0] if last else ""
+        if local.is_dir():
+            raise ModelError(f"encoder folder '{name}' holds no loadable model [{first}]")
         raise ModelError(
             f"cannot load encoder '{name}': not a local model folder and not in the Hugging "
             f"Face cache{' (offline)' if offline else ''} [{first}]"
