@@ -302,6 +302,9 @@ def baselines_cmd(
     questions: Annotated[str | None, typer.Option(help="Comma-separated questions.")] = None,
     target: Annotated[str | None, typer.Option(help="Respondent target question.")] = None,
     features: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None,
+    models: Annotated[
+        str, typer.Option(help="Comma-separated models to fit (any registry name).")
+    ] = "question-marginal,group-marginal",
     min_n: Annotated[int, typer.Option(help="Suppress group cells below this n.")] = 30,
     test_fraction: Annotated[float, typer.Option(help="Share of respondents held out.")] = 0.5,
     seed: Annotated[int, typer.Option()] = 0,
@@ -321,7 +324,8 @@ def baselines_cmd(
             by = ["party,educ3", "party", "educ3", "age_group"]
         run = evaluate_baselines(
             s, kind=kind, by=_parse_by(by), questions=_split_list(questions), target=target,
-            features=_split_list(features), test_fraction=test_fraction, min_n=min_n,
+            features=_split_list(features), models=_split_list(models) or [],
+            test_fraction=test_fraction, min_n=min_n,
             seed=seed, n_boot=n_boot, progress=lambda m: typer.echo(f"· {m}", err=True),
         )  # fmt: skip
         ev = run.evaluation

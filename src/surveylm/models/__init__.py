@@ -16,6 +16,10 @@ MODELS: dict[str, str] = {
     "uniform": "surveylm.models.baselines:UniformModel",
     "question-marginal": "surveylm.models.baselines:QuestionMarginalModel",
     "group-marginal": "surveylm.models.baselines:GroupMarginalModel",
+    "logistic": "surveylm.models.tabular:LogisticModel",
+    "random-forest": "surveylm.models.tabular:RandomForestModel",
+    "catboost": "surveylm.models.tabular:CatBoostModel",
+    "chained-equations": "surveylm.models.chained:ChainedEquationsImputer",
     "encoder": "surveylm.models.encoder:EncoderAnswerModel",
     "causal-lm": "surveylm.models.causal_lm:CausalLMAnswerModel",
 }
