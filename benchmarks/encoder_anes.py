@@ -84,7 +84,7 @@ def main() -> None:
         zs = zero_shot.predict(test)
         predict_rate = len(test) / (time.perf_counter() - t0)
         model = EncoderAnswerModel(
-            args.model_name, config=config, max_length=args.max_length, progress=False
+            args.model_name, fine_tune=config, max_length=args.max_length, progress=False
         )
         model.fit(train)
         ft = model.predict(test)

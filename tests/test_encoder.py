@@ -97,7 +97,7 @@ def test_zero_shot_predicts_valid_distributions_for_both_item_kinds(items: ItemS
 def test_fine_tuning_lowers_loss_changes_weights_and_round_trips(
     items: ItemSet, tmp_path: Path
 ) -> None:
-    model = EncoderAnswerModel(config=FAST, max_length=64, progress=False)
+    model = EncoderAnswerModel(fine_tune=FAST, max_length=64, progress=False)
     before_ce = _cross_entropy(model, items)
     before = model._scorer.encoder.encoder.layer[0].attention.self.query.weight.detach().clone()
     tau0 = model._scorer.temperature
@@ -125,7 +125,7 @@ def test_lora_fine_tuning_trains_only_adapters_and_round_trips(
     items: ItemSet, tmp_path: Path
 ) -> None:
     config = {**FAST, "learning_rate": 1e-3, "lora": {"enabled": True, "r": 4}}
-    model = EncoderAnswerModel(config=config, max_length=64, progress=False)
+    model = EncoderAnswerModel(fine_tune=config, max_length=64, progress=False)
     model.fit(items)
     encoder = model._scorer.encoder
     trainable = [n for n, p in encoder.named_parameters() if p.requires_grad]
@@ -167,7 +167,7 @@ def test_missing_models_and_bad_settings_give_clear_errors(
     with pytest.raises(ConfigError, match="placeholder"):
         EncoderAnswerModel(option_template="{answer}", progress=False).predict(items)
     with pytest.raises(ConfigError, match="invalid fine-tuning config"):
-        EncoderAnswerModel(config={"epochz": 1}).fit(items)
+        EncoderAnswerModel(fine_tune={"epochz": 1}).fit(items)
     with pytest.raises(ModelError, match="no saved model"):
         EncoderAnswerModel.load(tmp_path)
 
@@ -192,7 +192,7 @@ def test_fine_tuned_beats_zero_shot_and_marginal_on_anes_vote() -> None:
         for name, model in [
             ("marginal", QuestionMarginalModel(smoothing=0.0).fit(train)),
             ("zero-shot", zero_shot),
-            ("fine-tuned", EncoderAnswerModel(config=config, progress=False).fit(train)),
+            ("fine-tuned", EncoderAnswerModel(fine_tune=config, progress=False).fit(train)),
         ]:
             q = np.vstack(model.predict(test).distributions)
             scores[name] = (accuracy(y, q), log_loss(y, q))

@@ -280,8 +280,8 @@ class EncoderAnswerModel(AnswerModel):
         temperature: Initial τ.
         learn_temperature: Train τ along with the encoder.
         lora: ``True`` = LoRA adapters, ``False`` = full fine-tuning, ``None`` = as
-            ``config.lora.enabled`` says (full fine-tuning with the default config).
-        config: Fine-tuning settings (:class:`FineTuneConfig` or a mapping); ``None`` =
+            ``fine_tune.lora.enabled`` says (full fine-tuning with the default settings).
+        fine_tune: Fine-tuning settings (:class:`FineTuneConfig` or a mapping); ``None`` =
             :func:`encoder_default_config`.
         max_length: Token limit of prompts and options.
         batch_size: Prompts per forward pass at predict time.
@@ -301,7 +301,7 @@ class EncoderAnswerModel(AnswerModel):
         temperature: float = DEFAULT_TEMPERATURE,
         learn_temperature: bool = True,
         lora: bool | None = None,
-        config: FineTuneConfig | dict[str, Any] | None = None,
+        fine_tune: FineTuneConfig | dict[str, Any] | None = None,
         max_length: int = 128,
         batch_size: int = 64,
         output_dir: str | None = None,
@@ -315,7 +315,7 @@ class EncoderAnswerModel(AnswerModel):
         self.temperature = temperature
         self.learn_temperature = learn_temperature
         self.lora = lora
-        self.config = config
+        self.fine_tune = fine_tune
         self.max_length = max_length
         self.batch_size = batch_size
         self.output_dir = output_dir
@@ -326,9 +326,9 @@ class EncoderAnswerModel(AnswerModel):
     # -- set-up ----------------------------------------------------------------------
     def fine_tune_config(self) -> FineTuneConfig:
         """The resolved fine-tuning settings."""
-        if self.config is None:
+        if self.fine_tune is None:
             return encoder_default_config(bool(self.lora))
-        cfg = parse_config(self.config)
+        cfg = parse_config(self.fine_tune)
         if self.lora is not None and self.lora != cfg.lora.enabled:
             lora = cfg.lora.model_copy(update={"enabled": self.lora})
             cfg = cfg.model_copy(update={"lora": lora})
@@ -494,8 +494,8 @@ class EncoderAnswerModel(AnswerModel):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         params = self.get_params()
-        if isinstance(params["config"], FineTuneConfig):
-            params["config"] = params["config"].model_dump()
+        if isinstance(params["fine_tune"], FineTuneConfig):
+            params["fine_tune"] = params["fine_tune"].model_dump()
         state: dict[str, Any] = {"fitted": self.is_fitted, "mode": "zero-shot"}
         if self.is_fitted:
             scorer = self._scorer
