@@ -1,0 +1,138 @@
+"""DSA (Huang, Li, Shao 2025): the shift loss, the sampler and stage-2 training on a tiny LM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lm_fixtures import single_thread, tiny_items, tiny_model_dir
+from surveylm.errors import ConfigError, DistributionError
+from surveylm.models.dsa import DSAModel, set_stage2_trainable
+from surveylm.training.dsa import QuestionGroupedSampler, dsa_shift_loss
+
+FAST = {
+    "learning_rate": 1e-2,
+    "max_steps": 6,
+    "batch_size": 8,
+    "logging_steps": 1,
+    "save_every_epoch": False,
+    "lr_scheduler": "constant",
+    "lora": {"dropout": 0.0},
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    with single_thread():
+        yield
+
+
+def _softmax_logits(p: np.ndarray) -> torch.Tensor:
+    return torch.log(torch.as_tensor(p, dtype=torch.float32))
+
+
+def test_shift_loss_is_zero_when_predicted_shifts_equal_target_shifts():
+    p = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.4, 0.4, 0.2]])
+    offset = np.array([0.1, -0.05, -0.05])  # every group off by the same vector
+    q = p + offset
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    loss = dsa_shift_loss(_softmax_logits(q), torch.tensor(p), mask, [0, 0, 0])
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    # ...but the forward KL to the targets would not be zero, and a different shift is penalised
+    q2 = q.copy()
+    q2[1] = [0.3, 0.3, 0.4]
+    assert float(dsa_shift_loss(_softmax_logits(q2), torch.tensor(p), mask, [0, 0, 0])) > 0.05
+
+
+def test_shift_loss_l1_and_l2_match_a_hand_computation():
+    p = torch.tensor([[0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.5, 0.25, 0.25]])
+    q = np.array([[0.5, 0.5], [0.4, 0.6], [0.2, 0.3]])
+    scores = torch.zeros(3, 3)
+    scores[:2, :2] = torch.log(torch.tensor(q[:2], dtype=torch.float32))
+    mask = torch.tensor([[True, True, False], [True, True, False], [True, True, True]])
+    # pair (0, 1): predicted shift (0.1, -0.1), target shift (0.4, -0.4) -> d = (-0.3, 0.3)
+    l1 = dsa_shift_loss(scores, p, mask, [7, 7, 3], distance="l1")
+    l2 = dsa_shift_loss(scores, p, mask, [7, 7, 3], distance="l2")
+    assert float(l1) == pytest.approx(0.6, abs=1e-5)
+    assert float(l2) == pytest.approx(0.18, abs=1e-5)
+    # three rows of one question: mean over the 3 pairs
+    p3 = torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.5, 0.5]])
+    q3 = torch.log(torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.5, 0.5]]))
+    # pairs: (0,1) d=(.2,-.2); (0,2) d=(.2,-.2); (1,2) d=0 -> l1 mean = 0.8/3
+    got = dsa_shift_loss(q3, p3, torch.ones(3, 2, dtype=torch.bool), [1, 1, 1])
+    assert float(got) == pytest.approx(0.8 / 3, abs=1e-5)
+
+
+def test_shift_loss_without_pairs_is_zero_but_keeps_the_graph_and_refuses_bad_input():
+    scores = torch.randn(2, 3, requires_grad=True)
+    p = torch.full((2, 3), 1 / 3)
+    mask = torch.ones(2, 3, dtype=torch.bool)
+    loss = dsa_shift_loss(scores, p, mask, [0, 1])
+    assert float(loss.detach()) == 0.0 and loss.requires_grad
+    with pytest.raises(ConfigError):
+        dsa_shift_loss(scores, p, mask, [0, 0], distance="cosine")
+    with pytest.raises(DistributionError):
+        dsa_shift_loss(scores, p[:1], mask, [0, 0])
+
+
+def test_sampler_groups_questions_and_covers_every_item_once():
+    keys = [i % 3 for i in range(20)]
+    sampler = QuestionGroupedSampler(keys, per_question=4, seed=1)
+    order = list(sampler)
+    assert sorted(order) == list(range(20))
+    runs = [keys[order[s]] == keys[order[s + 1]] for s in range(19)]
+    assert sum(runs) >= 12  # a random order would have ~6 same-question neighbours
+    assert list(sampler) != order  # the next epoch is reshuffled
+    with pytest.raises(ConfigError):
+        QuestionGroupedSampler(keys, per_question=1)
+
+
+def test_stage2_gradient_flows_only_through_the_top_layer():
+    from transformers import AutoModelForCausalLM
+
+    from surveylm.models.option_tokens import CausalLMOptionScorer
+
+    lm = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir("space")))
+    scorer = CausalLMOptionScorer(lm)
+    names = set_stage2_trainable(scorer, lm, top_layers=1)
+    assert names and all(".layers.1." in n for n in names)
+    ids = torch.randint(5, 200, (4, 12))
+    option_ids = torch.tensor([[[30], [31], [-1]], [[30], [31], [-1]], [[30], [31], [32]],
+                               [[30], [31], [32]]])  # fmt: skip
+    mask = option_ids[..., 0] >= 0
+    scores = scorer(ids, torch.ones_like(ids), option_ids)
+    targets = torch.tensor([[0.7, 0.3, 0], [0.2, 0.8, 0], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8]])
+    dsa_shift_loss(scores, targets, mask, [0, 0, 1, 1], distance="l2").backward()
+    for n, p in scorer.named_parameters():
+        if ".layers.1." in n:
+            assert p.grad is not None and float(p.grad.abs().sum()) > 0, n
+        else:
+            assert p.grad is None, n
+
+
+def test_dsa_model_runs_both_stages_on_the_tiny_lm_and_trains_only_top_layer_adapters():
+    items = tiny_items(12)
+    model = DSAModel(
+        "causal-lm",
+        {"model_name": str(tiny_model_dir("space")), "fine_tune": FAST, "batch_size": 4},
+        shift_weight=2.0,
+        distance="l1",
+        stage2={**FAST, "max_steps": 4},
+        stage2_top_layers=1,
+        per_question=4,
+    )
+    model.fit(items)
+    assert model.trainable_ and all("lora_" in n and ".layers.1." in n for n in model.trainable_)
+    out = model.stage2_output_
+    assert out.global_step == 4 and "shift_loss_first" in out.metrics
+    pred = model.predict(items)
+    assert pred.model == "dsa" and len(pred.distributions) == len(items)
+    assert all(abs(d.sum() - 1) < 1e-9 for d in pred.distributions)
+    # nothing is left trainable after fit
+    assert not any(p.requires_grad for p in model.backend_._lm.parameters())
+
+
+def test_dsa_model_rejects_an_unknown_backend():
+    with pytest.raises(ConfigError):
+        DSAModel("tabular").fit(tiny_items(6))
