@@ -127,6 +127,8 @@ def load_imputation_config(path: str | Path) -> ImputationConfig:
     try:
         return ImputationConfig.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(f"{where(file=path)}{loc}: {err['msg']}") from None
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(f"{where(file=path)}{'; '.join(problems)}") from None

@@ -1,0 +1,183 @@
+"""The imputation benchmark runner: configs, scenarios × methods, metrics, coverage, files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveylm.errors import ConfigError
+from surveylm.experiments.imputation import ImputationResults, run_imputation_benchmark
+from surveylm.experiments.imputation_config import ImputationConfig, load_imputation_config
+from surveylm.metrics.population import weighted_shares
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "dataset": "anes1996",
+    "target": "vote",
+    "features": ["PID", "selfLR", "educ", "income", "age"],
+    "group_by": "age_group",
+    "scenarios": [
+        {"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"},
+        {"kind": "convenience", "filter": "age < 30", "name": "under 30"},
+    ],
+    "methods": [
+        {"name": "uniform", "model": "uniform"},
+        {"name": "marginal", "model": "question-marginal"},
+        {"name": "logistic", "model": "logistic"},
+    ],
+    "m": 5,
+    "repetitions": 2,
+    "n_boot": 20,
+}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[ImputationResults, Path]:
+    out = tmp_path_factory.mktemp("run")
+    return run_imputation_benchmark(ImputationConfig(**TINY), out, progress=False), out
+
+
+def test_every_scenario_and_method_is_scored(tiny) -> None:
+    res, _ = tiny
+    table = res.table()
+    assert list(table.index) == [
+        (s, m) for s in ("MCAR 50%", "under 30") for m in ("uniform", "marginal", "logistic")
+    ]
+    for col in ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier", "tv",
+                "max_abs_error", "coverage", "mean_width", "subgroup_tv"):  # fmt: skip
+        assert table[col].notna().all(), col
+    # MCAR 2-fold × 2 repetitions = 4 draws; a convenience sample is deterministic: 1 draw
+    assert table.loc[("MCAR 50%", "logistic"), "draws"] == 4
+    assert table.loc[("under 30", "logistic"), "draws"] == 1
+    # the uniform distribution has log loss ln 2 on a two-option question
+    assert table.loc[("MCAR 50%", "uniform"), "log_loss"] == pytest.approx(np.log(2), abs=1e-3)
+    # party ID predicts vote: logistic beats the marginal on respondents
+    for s in ("MCAR 50%", "under 30"):
+        assert table.loc[(s, "logistic"), "accuracy"] > table.loc[(s, "marginal"), "accuracy"] + 0.2
+
+
+def test_mcar_folds_impute_every_respondent_once(tiny) -> None:
+    res, _ = tiny
+    resp = res.respondent
+    mcar = resp[(resp["scenario"] == "MCAR 50%") & (resp["metric"] == "accuracy")]
+    assert set(mcar["n_items"]) == {944}  # both folds together: everyone, once per repetition
+    conv = resp[(resp["scenario"] == "under 30") & (resp["metric"] == "accuracy")]
+    assert set(conv["n_items"]) == {int((res_age(res) >= 30).sum())}
+    t = res.timings[(res.timings["scenario"] == "MCAR 50%") & (res.timings["method"] == "logistic")]
+    assert (t.groupby("rep")["n_imputed"].sum() == 944).all()  # stratified: ~half each
+    assert t["n_imputed"].between(470, 474).all()
+    assert (t["n_train"] + t["n_imputed"] == 944).all()
+
+
+def res_age(res: ImputationResults) -> np.ndarray:
+    from surveylm.datasets import load_anes1996
+
+    return load_anes1996().data["age"].to_numpy()
+
+
+def test_population_metrics_against_the_true_shares(tiny, anes) -> None:
+    res, _ = tiny
+    pop = res.population
+    full = pop[pop["group"].isna()]
+    t = weighted_shares(anes.codes("vote"), anes.weights.to_numpy(), 2)
+    for option, share in zip(anes.questions["vote"].options, t, strict=True):
+        # one truth, the full sample's weighted share, whatever the scenario or method
+        np.testing.assert_allclose(full.loc[full["option"] == option, "truth"], share)
+    np.testing.assert_allclose(full["abs_error"], np.abs(full["expected"] - full["truth"]))
+    tv = full.groupby(["scenario", "method", "rep", "unit"])["abs_error"].sum() / 2
+    np.testing.assert_allclose(
+        tv.to_numpy(), full.groupby(["scenario", "method", "rep", "unit"])["tv"].first()
+    )
+    assert ((full["lower"] <= full["estimate"]) & (full["estimate"] <= full["upper"])).all()
+    assert full["covered"].isin([True, False]).all()
+    # subgroups: one block per age group, each with its own truth
+    sub = pop[pop["group"].notna()]
+    assert set(sub["group"]) == set(anes.questions["age_group"].options)
+    young = sub[(sub["group"] == "18-29") & (sub["scenario"] == "under 30")]
+    assert (young["n_imputed"] == 0).all()  # the under-30s answered in that scenario
+    assert np.allclose(young["abs_error"], 0.0)
+
+
+def test_biased_method_misses_and_coverage_is_computed(tiny) -> None:
+    res, _ = tiny
+    cov = res.coverage.set_index(["scenario", "method", "option"]).sort_index()
+    assert cov["coverage"].between(0, 1).all()
+    # under MCAR the marginal is unbiased: its intervals cover; trained on the under-30s
+    # only, it is confidently wrong about everyone else: they miss
+    assert (cov.loc[("MCAR 50%", "marginal"), "coverage"] == 1.0).all()
+    assert (cov.loc[("under 30", "marginal"), "coverage"] == 0.0).all()
+    assert (cov.loc[("under 30", "marginal"), "bias"].abs() > 0.05).all()
+
+
+def test_files_and_config_round_trip(tiny) -> None:
+    res, out = tiny
+    for name in ("summary", "respondent", "population", "coverage", "timings"):
+        for ext in ("parquet", "csv"):
+            assert (out / f"{name}.{ext}").is_file()
+    back = pd.read_parquet(out / "population.parquet")
+    assert len(back) == len(res.population)
+    assert load_imputation_config(out / "config.yaml") == res.config
+    settings = (out / "settings.json").read_text()
+    assert '"pandas"' in settings and '"wall_seconds"' in settings
+
+
+def test_deterministic(tiny) -> None:
+    res, _ = tiny
+    cfg = ImputationConfig(**{**TINY, "scenarios": TINY["scenarios"][:1]})
+    again = run_imputation_benchmark(cfg, None, progress=False)
+    a = res.population[res.population["scenario"] == "MCAR 50%"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, again.population)
+
+
+def test_shipped_configs_validate() -> None:
+    anes = load_imputation_config(REPO / "configs" / "imputation_anes.yaml")
+    assert anes.target == "vote" and anes.features == ["PID", "selfLR", "educ", "income", "age"]
+    models = {m.model for m in anes.methods}
+    assert {"uniform", "question-marginal", "logistic", "random-forest", "catboost",
+            "chained-equations", "encoder"} <= models  # fmt: skip
+    assert [m.fit for m in anes.methods if m.model == "encoder"] == [False, True]
+    assert {s.kind for s in anes.scenarios} == {"mcar", "convenience"}
+    nv = load_imputation_config(REPO / "configs" / "imputation_nonvoters.yaml")
+    assert nv.target == "Q23" and nv.dataset == "nonvoters"
+
+
+def test_config_errors(tmp_path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "dataset: anes1996\ntarget: vote\nfeatures: [PID]\n"
+        "scenarios: [{kind: mcar, rate: 0.5}]\n"
+        "methods: [{name: u, model: uniform}]\nrepetitons: 3\n"
+    )
+    with pytest.raises(ConfigError, match="repetitons"):
+        load_imputation_config(bad)
+    with pytest.raises(ValueError, match="duplicate method"):
+        ImputationConfig(**{**TINY, "methods": [TINY["methods"][0]] * 2})
+    with pytest.raises(ConfigError, match="unknown model 'svm'"):
+        run_imputation_benchmark(
+            ImputationConfig(**{**TINY, "methods": [{"name": "s", "model": "svm"}]}),
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="shoe_size"):
+        run_imputation_benchmark(ImputationConfig(**{**TINY, "features": ["shoe_size"]}),
+                                 progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="3 folds"):
+        run_imputation_benchmark(ImputationConfig(**{**TINY, "folds": 3}), progress=False)
+
+
+def test_nonvoters_runs(shared_data) -> None:
+    cfg = ImputationConfig(
+        dataset="nonvoters", target="Q23", features=["age_group", "educ", "race", "income_cat"],
+        scenarios=[{"kind": "convenience", "filter": 'educ == "College"'}],
+        methods=[{"name": "marginal", "model": "question-marginal"},
+                 {"name": "logistic", "model": "logistic"}],
+        m=3, n_boot=0,
+    )  # fmt: skip
+    res = run_imputation_benchmark(cfg, None, progress=False)
+    assert res.settings["dropped_without_target"] == 109
+    assert res.settings["respondents"] == 5836 - 109
+    assert set(res.population["option"]) == {"Donald Trump", "Joe Biden", "Unsure"}
+    assert res.table()["tv"].notna().all()
