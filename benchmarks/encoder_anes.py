@@ -56,7 +56,12 @@ def main() -> None:
     parser.add_argument("--lora", action="store_true", help="LoRA instead of full fine-tuning")
     parser.add_argument("--model-name", default=None, help="sentence-transformers folder or id")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     survey = load_anes1996()
     config = encoder_default_config(args.lora).model_copy(
