@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "chained-equations": "surveylm.models.chained:ChainedEquationsImputer",
     "encoder": "surveylm.models.encoder:EncoderAnswerModel",
     "causal-lm": "surveylm.models.causal_lm:CausalLMAnswerModel",
+    "dsa": "surveylm.models.dsa:DSAModel",
 }
 
 #: The baselines reported beside every method.
