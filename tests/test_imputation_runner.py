@@ -181,3 +181,22 @@ def test_nonvoters_runs(shared_data) -> None:
     assert res.settings["respondents"] == 5836 - 109
     assert set(res.population["option"]) == {"Donald Trump", "Joe Biden", "Unsure"}
     assert res.table()["tv"].notna().all()
+
+
+def test_encoder_zero_shot_and_fine_tuned_run_in_the_comparison() -> None:
+    tuned = {"fine_tune": {"max_steps": 2, "batch_size": 16, "save_every_epoch": False,
+                           "lora": {"enabled": False}}}  # fmt: skip
+    cfg = ImputationConfig(
+        dataset="anes1996", target="vote", features=["PID", "age"],
+        scenarios=[{"kind": "convenience", "filter": "age >= 30", "name": "only 30+"}],
+        methods=[{"name": "zero-shot", "model": "encoder", "fit": False},
+                 {"name": "tuned", "model": "encoder", "params": tuned}],
+        m=3, n_boot=0,
+    )  # fmt: skip
+    res = run_imputation_benchmark(cfg, None, progress=False)
+    table = res.table()
+    assert table["log_loss"].notna().all() and table["tv"].notna().all()
+    zs = res.population[res.population["method"] == "zero-shot"]
+    ft = res.population[res.population["method"] == "tuned"]
+    # two steps of fine-tuning change the predicted distributions
+    assert not np.allclose(zs["expected"].to_numpy(), ft["expected"].to_numpy())
