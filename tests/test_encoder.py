@@ -162,6 +162,15 @@ def test_unfitted_model_saves_and_loads_as_zero_shot(items: ItemSet, tmp_path: P
     np.testing.assert_array_equal(a.distributions[0], b.distributions[0])
 
 
+def test_partial_settings_override_the_encoder_defaults() -> None:
+    full = EncoderAnswerModel(fine_tune={"epochs": 1}).fine_tune_config()
+    assert (full.epochs, full.lora.enabled, full.learning_rate) == (1, False, 5e-5)
+    lora = EncoderAnswerModel(fine_tune={"lora": {"enabled": True, "r": 4}}).fine_tune_config()
+    assert lora.lora.enabled and lora.lora.r == 4 and lora.learning_rate == 5e-4
+    assert lora.lora.target_modules == ["query", "value"]
+    assert EncoderAnswerModel(lora=True).fine_tune_config().lora.enabled
+
+
 def test_missing_models_and_bad_settings_give_clear_errors(
     items: ItemSet, tmp_path: Path, monkeypatch
 ) -> None:

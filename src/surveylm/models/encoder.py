@@ -31,6 +31,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -246,7 +247,7 @@ class _Collator:
         for i, b in enumerate(batch):
             k = len(self.option_ids[b["question_id"]])
             index[i, :k] = torch.arange(start[b["question_id"]], start[b["question_id"]] + k)
-            targets[i, :k] = torch.as_tensor(b["target"], dtype=torch.float32)
+            targets[i, :k] = torch.tensor(np.asarray(b["target"], dtype=np.float32))
         p_ids, p_mask = self._pad([b["prompt_ids"] for b in batch])
         o_ids, o_mask = self._pad(texts)
         return {
@@ -325,10 +326,24 @@ class EncoderAnswerModel(AnswerModel):
 
     # -- set-up ----------------------------------------------------------------------
     def fine_tune_config(self) -> FineTuneConfig:
-        """The resolved fine-tuning settings."""
+        """The resolved fine-tuning settings.
+
+        A mapping (e.g. from YAML or ``--param``) overrides :func:`encoder_default_config`
+        key by key (``lora`` too), so ``{"epochs": 1}`` keeps full fine-tuning and the
+        encoder's learning rate; a :class:`FineTuneConfig` is used as it is.
+        """
         if self.fine_tune is None:
             return encoder_default_config(bool(self.lora))
-        cfg = parse_config(self.fine_tune)
+        if isinstance(self.fine_tune, Mapping):
+            given = self.fine_tune.get("lora")
+            wants = given.get("enabled", False) if isinstance(given, Mapping) else False
+            base = encoder_default_config(bool(wants if self.lora is None else self.lora))
+            merged = {**base.model_dump(), **self.fine_tune}
+            if isinstance(given, Mapping):
+                merged["lora"] = {**base.lora.model_dump(), **given}
+            cfg = parse_config(merged)
+        else:
+            cfg = parse_config(self.fine_tune)
         if self.lora is not None and self.lora != cfg.lora.enabled:
             lora = cfg.lora.model_copy(update={"enabled": self.lora})
             cfg = cfg.model_copy(update={"lora": lora})
