@@ -1,0 +1,399 @@
+"""Simulation benchmark: group answer distributions on unseen questions and unseen groups.
+
+The protocol follows SubPOP (Suh et al. 2025) and Cao et al. 2025: respondents are split
+in two halves; group items (question × group answer distributions) from one half are the
+training data and those from the other half are the evaluation truth. Questions and
+groups are held out and crossed (seen/unseen question × seen/unseen group, Cao et al.),
+with the leak checks of :func:`surveylm.splits.crossed_split`. Every method predicts
+every test cell and is scored with :func:`surveylm.evaluation.evaluate` (WD on ordinal
+questions, TV, JSD, with bootstrap intervals and the uniform and sampling-noise
+references), per question, per group and overall. Two further reports:
+
+* **diversity** (Cao et al. found fine-tuned models less diverse than humans): mean
+  entropy of predicted vs human distributions, and the spread of one question's
+  distributions across groups (mean pairwise TV between groups), predicted vs human;
+* **prompt robustness** (DSA, Huang, Li, Shao 2025): language models re-evaluated under
+  every applicable group prompt format and with permuted option orders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from surveylm.errors import ConfigError, DataError
+from surveylm.evaluation import evaluate
+from surveylm.experiments.simulation_config import (
+    TRAINING_DATA,
+    SimMethodConfig,
+    SimulationConfig,
+    load_simulation_config,
+)
+from surveylm.items import ItemSet, build_group_items
+from surveylm.models import make_model, model_class
+from surveylm.models.base import Predictions
+from surveylm.splits import crossed_split, split_respondents
+from surveylm.survey import Survey
+
+__all__ = ["SimulationResults", "build_split", "run_simulation_benchmark"]
+
+SPLITS = ("seen_q/seen_g", "seen_q/unseen_g", "unseen_q/seen_g", "unseen_q/unseen_g")
+LM_MODELS = ("encoder", "causal-lm", "dsa")
+TABLE_METRICS = ("wd", "tv", "jsd")
+
+
+@dataclass
+class SimulationResults:
+    """Tidy results of :func:`run_simulation_benchmark` (every frame has a ``split``).
+
+    Attributes:
+        overall: ``split, method, metric, value, ci_low, ci_high, n_items, reference``.
+        per_item / per_question / per_group: As :class:`~surveylm.evaluation.Evaluation`.
+        diversity: ``split, method, entropy_pred, entropy_human, spread_pred, spread_human``.
+        robustness: ``split, method, variant, metric, value`` (variant = format or order).
+        timings: ``method, fit_seconds, predict_seconds, n_train``.
+        config / settings: What was run (sizes, held-out questions/groups, wall time).
+    """
+
+    overall: pd.DataFrame
+    per_item: pd.DataFrame
+    per_question: pd.DataFrame
+    per_group: pd.DataFrame
+    diversity: pd.DataFrame
+    robustness: pd.DataFrame
+    timings: pd.DataFrame
+    config: SimulationConfig
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def table(self, metrics: tuple[str, ...] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
+        """Methods × (split, metric), ``"value [lo, hi]"`` strings; references last."""
+        sub = self.overall[self.overall["metric"].isin(metrics)]
+        cells = {}
+        for r in sub.itertuples(index=False):
+            text = f"{r.value:.{digits}f}"
+            if np.isfinite(r.ci_low):
+                text += f" [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+            cells.setdefault((r.split, r.metric), {})[r.method] = text
+        out = pd.DataFrame(cells)
+        order = list(dict.fromkeys(self.overall["method"]))
+        cols = [(s, m) for s in SPLITS for m in metrics if (s, m) in out.columns]
+        return out.reindex(index=order, columns=pd.MultiIndex.from_tuples(cols)).fillna("")
+
+    def to_files(self, directory: str | Path) -> list[Path]:
+        """Every frame as Parquet and CSV, the table as CSV, config YAML, settings JSON."""
+        from surveylm.io.atomic import atomic_path, atomic_write_text
+
+        directory = Path(directory)
+        paths = []
+        for name in ("overall", "per_item", "per_question", "per_group", "diversity",
+                     "robustness", "timings"):  # fmt: skip
+            paths += write_frame(getattr(self, name), directory / name)
+        with atomic_path(directory / "table.csv") as tmp:
+            self.table().to_csv(tmp)
+        paths.append(directory / "table.csv")
+        paths.append(atomic_write_text(directory / "config.yaml", self.config.to_yaml()))
+        text = json.dumps(self.settings, indent=2, default=str)
+        paths.append(atomic_write_text(directory / "settings.json", text))
+        return paths
+
+
+def write_frame(frame: pd.DataFrame, stem: Path) -> list[Path]:
+    """``stem.parquet`` and ``stem.csv``, atomically (object columns made Parquet-safe)."""
+    from surveylm.io.atomic import atomic_path
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(
+                lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)
+            )
+    paths = []
+    for ext in ("parquet", "csv"):
+        path = stem.with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            out.to_parquet(tmp, index=False) if ext == "parquet" else out.to_csv(tmp, index=False)
+        paths.append(path)
+    return paths
+
+
+# -- data -------------------------------------------------------------------------------
+def load_survey(config: SimulationConfig) -> Survey:
+    """The configured survey (a built-in dataset or a file)."""
+    from surveylm.datasets import DATASETS, load_dataset
+
+    if config.dataset in DATASETS:
+        return load_dataset(config.dataset)
+    from surveylm.io.surveys import read_survey
+
+    return read_survey(config.dataset, config.codebook)
+
+
+def group_items(survey: Survey, config: SimulationConfig) -> ItemSet:
+    """Group items of the configured questions × groups."""
+    by = [g if isinstance(g, str) else list(g) for g in config.group_by]
+    return build_group_items(survey, config.questions, by=by, min_n=config.min_n)
+
+
+def _common(a: ItemSet, b: ItemSet) -> tuple[ItemSet, ItemSet]:
+    """Both item sets restricted to the question × group cells present in both."""
+    shared = set(a.item_ids) & set(b.item_ids)
+    return (a.subset(np.isin(a.item_ids, list(shared))),
+            b.subset(np.isin(b.item_ids, list(shared))))  # fmt: skip
+
+
+def held_out(items: ItemSet, config: SimulationConfig) -> tuple[list[str], list[str]]:
+    """The unseen questions and unseen groups (configured, or drawn with the seed)."""
+    rng = np.random.default_rng([config.seed, 17])
+    qids = items.question_ids
+    if config.test_questions is not None:
+        tq = list(config.test_questions)
+    else:
+        k = min(len(qids) - 1, max(1, round(config.test_question_fraction * len(qids))))
+        tq = sorted(rng.choice(qids, size=k, replace=False).tolist())
+    if config.test_groups is not None:
+        return tq, list(config.test_groups)
+    tg: list[str] = []
+    frame = items.frame
+    for _, labels in frame.groupby("group_var", sort=True)["group"]:
+        uniq = sorted(set(labels))
+        k = min(len(uniq) - 1, max(1, round(config.test_group_fraction * len(uniq))))
+        if k >= 1:
+            tg += rng.choice(uniq, size=k, replace=False).tolist()
+    return tq, sorted(tg)
+
+
+def build_split(
+    config: SimulationConfig, survey: Survey | None = None
+) -> tuple[ItemSet, dict[str, ItemSet], Survey, dict[str, Any]]:
+    """``(train items, {split: test items}, training survey half, facts)``."""
+    survey = load_survey(config) if survey is None else survey
+    train_s, test_s = split_respondents(survey, config.test_fraction, seed=config.seed)
+    train_all, test_all = _common(group_items(train_s, config), group_items(test_s, config))
+    if len(train_all) == 0:
+        raise DataError("no group cell has min_n respondents in both halves; lower min_n")
+    tq, tg = held_out(train_all, config)
+    train = crossed_split(train_all, tq, tg)["train"]
+    cells = crossed_split(test_all, tq, tg)
+    tests = {"seen_q/seen_g": cells.pop("train"), **cells}
+    facts = {"respondents": survey.n_respondents, "train_respondents": train_s.n_respondents,
+             "test_questions": tq, "test_groups": tg, "train_items": len(train),
+             "test_items": {k: len(v) for k, v in tests.items()}}  # fmt: skip
+    return train, {k: v for k, v in tests.items() if len(v)}, train_s, facts
+
+
+# -- methods ----------------------------------------------------------------------------
+def subsample_survey(survey: Survey, fraction: float, seed: int) -> Survey:
+    """A random ``fraction`` of the respondents (all of them for ``fraction >= 1``)."""
+    if fraction >= 1:
+        return survey
+    rng = np.random.default_rng(seed)
+    n = max(2, round(fraction * survey.n_respondents))
+    keep = np.zeros(survey.n_respondents, dtype=bool)
+    keep[rng.choice(survey.n_respondents, size=n, replace=False)] = True
+    return survey.subset(keep)
+
+
+def fit_method(
+    method: SimMethodConfig, train: ItemSet, train_survey: Survey, config: SimulationConfig
+) -> Any:
+    """A fitted model (or, for ``training-data``, the subsample's group distributions)."""
+    if method.model == TRAINING_DATA:
+        params = dict(method.params)
+        fraction = float(params.pop("fraction", 1.0))
+        if params or not 0 < fraction <= 1:
+            raise ConfigError(
+                f"method '{method.name}': training-data takes only fraction in (0, 1]"
+            )
+        sub = subsample_survey(train_survey, fraction, config.seed + 7)
+        cfg = config.with_overrides(min_n=1)
+        items = group_items(sub, cfg)
+        return make_model("group-marginal", smoothing=0.0).fit(items)
+    model = make_model(method.model, **method.params)
+    return model.fit(train) if method.fit else model
+
+
+def predict_named(model: Any, items: ItemSet, name: str) -> Predictions:
+    """Predictions renamed to the method's display name."""
+    pred = model.predict(items)
+    return Predictions(pred.item_ids, pred.distributions, name, pred.format_mass)
+
+
+# -- diversity and robustness -----------------------------------------------------------
+def diversity(items: ItemSet, pred: Predictions) -> dict[str, float]:
+    """Mean entropy (bits) and mean between-group spread (pairwise TV), predicted vs human."""
+    aligned = pred.for_items(items).distributions
+    human = items.targets
+
+    def ent(ps: list[np.ndarray]) -> float:
+        return float(np.mean([-(p[p > 0] * np.log2(p[p > 0])).sum() for p in ps]))
+
+    spreads_p, spreads_h = [], []
+    qids = items.frame["question_id"].to_numpy()
+    for q in np.unique(qids):
+        pos = np.flatnonzero(qids == q)
+        if len(pos) < 2:
+            continue
+        i, j = np.triu_indices(len(pos), 1)
+        p = np.stack([aligned[k] for k in pos])
+        h = np.stack([human[k] for k in pos])
+        spreads_p.append(0.5 * np.abs(p[i] - p[j]).sum(-1).mean())
+        spreads_h.append(0.5 * np.abs(h[i] - h[j]).sum(-1).mean())
+    nan = float("nan")
+    return {"entropy_pred": ent(aligned), "entropy_human": ent(human),
+            "spread_pred": float(np.mean(spreads_p)) if spreads_p else nan,
+            "spread_human": float(np.mean(spreads_h)) if spreads_h else nan}  # fmt: skip
+
+
+def permute_options(items: ItemSet, seed: int) -> tuple[ItemSet, dict[str, np.ndarray]]:
+    """The items with each question's options in a random (non-identity) order."""
+    rng = np.random.default_rng(seed)
+    questions, perms = dict(items.questions), {}
+    for qid in items.question_ids:
+        q = items.questions[qid]
+        perm = rng.permutation(q.n_options)
+        if np.array_equal(perm, np.arange(q.n_options)):
+            perm = np.roll(perm, 1)
+        perms[qid] = perm
+        # ordinal values must increase in option order, so the permuted copy is nominal;
+        # predictions are mapped back to codebook order before scoring
+        questions[qid] = dataclasses.replace(q, options=tuple(q.options[k] for k in perm),
+                                             ordinal=None)  # fmt: skip
+    frame = items.frame.copy()
+    frame["target"] = [
+        t[perms[q]] for t, q in zip(items.targets, frame["question_id"], strict=True)
+    ]
+    return ItemSet(frame, questions, items.summary), perms
+
+
+@contextlib.contextmanager
+def prompt_format(model: Any, fmt: str) -> Iterator[None]:
+    """Temporarily predict with another prompt format (the DSA model's backend too)."""
+    target = getattr(model, "backend_", model)
+    before = target.prompt_format
+    target.set_params(prompt_format=fmt)
+    try:
+        yield
+    finally:
+        target.set_params(prompt_format=before)
+
+
+def robustness_rows(
+    model: Any, name: str, tests: dict[str, ItemSet], config: SimulationConfig, country: bool
+) -> list[dict[str, Any]]:
+    """Overall metrics per split under each prompt format and permuted option order."""
+    rob = config.robustness
+    assert rob is not None
+    variants: list[tuple[str, Any]] = []
+    for fmt in rob.formats:
+        if fmt == "country" and not country:
+            continue
+        variants.append((f"format={fmt}", fmt))
+    variants += [(f"order={k + 1}", k) for k in range(rob.permutations)]
+    allitems = ItemSet.concat(list(tests.values()))
+    rows = []
+    for label, v in variants:
+        if isinstance(v, str):
+            with prompt_format(model, v):
+                pred = predict_named(model, allitems, name)
+        else:
+            permuted, perms = permute_options(allitems, config.seed + 100 + v)
+            raw = model.predict(permuted).for_items(permuted)
+            dists = []
+            for d, q in zip(raw.distributions, permuted.frame["question_id"], strict=True):
+                out = np.empty_like(d)
+                out[perms[q]] = d
+                dists.append(out)
+            pred = Predictions(permuted.item_ids, dists, name)
+        for split, items in tests.items():
+            ev = evaluate(items, {name: pred}, n_boot=0, include_references=False)
+            for r in ev.overall.itertuples(index=False):
+                if r.metric in TABLE_METRICS:
+                    rows.append({"split": split, "method": name, "variant": label,
+                                 "metric": r.metric, "value": r.value})  # fmt: skip
+    return rows
+
+
+# -- the runner -------------------------------------------------------------------------
+def run_simulation_benchmark(
+    config: SimulationConfig | str | Path,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+) -> SimulationResults:
+    """Run every method on every split and score it (see module docstring).
+
+    Args:
+        config: A :class:`SimulationConfig` or the path of its YAML file.
+        output_dir: Where to write the tidy results (``None``: nothing is written).
+        progress: Print one line per step.
+
+    Returns:
+        :class:`SimulationResults`; ``results.table()`` is the terminal table.
+    """
+    if not isinstance(config, SimulationConfig):
+        config = load_simulation_config(config)
+    for m in config.methods:
+        if m.model != TRAINING_DATA:
+            model_class(m.model)
+    start = time.perf_counter()
+    survey = load_survey(config)
+    train, tests, train_s, facts = build_split(config, survey)
+    allitems = ItemSet.concat(list(tests.values()))
+    country = any("country" in str(g) for g in config.group_by)
+    rob_methods = None if config.robustness is None else config.robustness.methods
+    frames: dict[str, list[pd.DataFrame]] = {
+        k: [] for k in ("overall", "per_item", "per_question", "per_group")
+    }
+    div, rob, times = [], [], []
+    for n_method, method in enumerate(config.methods, start=1):
+        if progress:
+            print(f"[simulation] {n_method}/{len(config.methods)} {method.name}", flush=True)
+        t0 = time.perf_counter()
+        model = fit_method(method, train, train_s, config)
+        t1 = time.perf_counter()
+        pred = predict_named(model, allitems, method.name)
+        times.append(
+            {
+                "method": method.name,
+                "fit_seconds": t1 - t0,
+                "predict_seconds": time.perf_counter() - t1,
+                "n_train": len(train),
+            }
+        )
+        for split, items in tests.items():
+            ev = evaluate(items, {method.name: pred}, n_boot=config.n_boot, seed=config.seed,
+                          include_references=n_method == 1)  # fmt: skip
+            for key in frames:
+                frames[key].append(getattr(ev, key).assign(split=split))
+            div.append({"split": split, "method": method.name, **diversity(items, pred)})
+        wanted = method.model in LM_MODELS if rob_methods is None else method.name in rob_methods
+        if config.robustness is not None and wanted:
+            rob += robustness_rows(model, method.name, tests, config, country)
+    out = {k: _tidy(pd.concat(v, ignore_index=True)) for k, v in frames.items()}
+    if not out["overall"].empty:
+        refs = out["overall"][out["overall"]["reference"]]
+        rest = out["overall"][~out["overall"]["reference"]]
+        out["overall"] = pd.concat([rest, refs], ignore_index=True)
+    facts["wall_seconds"] = round(time.perf_counter() - start, 1)
+    results = SimulationResults(
+        overall=out["overall"], per_item=out["per_item"], per_question=out["per_question"],
+        per_group=out["per_group"], diversity=pd.DataFrame(div),
+        robustness=pd.DataFrame(rob, columns=["split", "method", "variant", "metric", "value"]),
+        timings=pd.DataFrame(times), config=config, settings=facts,
+    )  # fmt: skip
+    if output_dir is not None:
+        results.to_files(output_dir)
+    return results
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.rename(columns={"model": "method"})
+    return frame[["split", *[c for c in frame.columns if c != "split"]]]

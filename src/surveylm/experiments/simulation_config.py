@@ -1,0 +1,166 @@
+"""Pydantic configuration of the simulation benchmark (:mod:`surveylm.experiments.simulation`).
+
+A config names a survey, the target questions and grouping variables that make group
+items, how questions and groups are held out (Cao et al. 2025's crossing of seen/unseen
+questions × seen/unseen groups; SubPOP, Suh et al. 2025), the methods, the prompt-
+robustness variants (DSA, Huang, Li, Shao 2025) and the data-efficiency fractions.
+``extra="forbid"`` everywhere: a misspelt key is an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from surveylm.errors import ConfigError, FileFormatError, where
+
+__all__ = [
+    "DataEfficiencyConfig",
+    "RobustnessConfig",
+    "SimMethodConfig",
+    "SimulationConfig",
+    "load_simulation_config",
+]
+
+#: The method that is not a model: group distributions of a respondent subsample.
+TRAINING_DATA = "training-data"
+
+
+class SimMethodConfig(BaseModel):
+    """One method: a registered model (or ``training-data``) with its parameters.
+
+    Attributes:
+        name: Display name (unique).
+        model: Registry name (``uniform``, ``question-marginal``, ``group-marginal``,
+            ``encoder``, ``causal-lm``, ``dsa``...) or ``training-data`` — the group
+            distributions among a random ``params.fraction`` of the training respondents,
+            for *every* test cell: a small real survey, DSA's point of comparison.
+        params: Constructor parameters.
+        fit: ``False`` = predict without fitting (zero-shot language models).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    fit: bool = True
+
+
+class RobustnessConfig(BaseModel):
+    """Prompt-robustness variants for language-model methods.
+
+    Attributes:
+        methods: Method names to re-evaluate (``None`` = every encoder/causal-LM/DSA one).
+        formats: Group prompt formats (``country`` is used only when groups are countries).
+        permutations: Random option orders to evaluate (0 = none).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[str] | None = None
+    formats: list[str] = Field(default_factory=lambda: ["qa", "bio", "portray", "country"])
+    permutations: int = Field(1, ge=0)
+
+
+class DataEfficiencyConfig(BaseModel):
+    """Settings of :func:`surveylm.experiments.data_efficiency.run_data_efficiency`.
+
+    Attributes:
+        fractions: Shares of the training respondents that build training distributions.
+        subsamples: Random subsamples per fraction (the bootstrap band is over them).
+        methods: Method names (from ``methods``) to run; ``None`` = every method except
+            zero-shot ones.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 1.0])
+    subsamples: int = Field(3, ge=1)
+    methods: list[str] | None = None
+
+
+class SimulationConfig(BaseModel):
+    """The whole simulation benchmark.
+
+    Attributes:
+        dataset: A built-in dataset name (``anes1996``, ``nonvoters``) or a survey file.
+        codebook: Codebook of a survey file.
+        questions: Target questions (``None`` = every question not used for grouping).
+        group_by: Grouping variables; an entry is one attribute or a list (intersection).
+        min_n: Group cells with fewer respondents are suppressed.
+        test_fraction: Share of respondents whose group distributions are the evaluation
+            truth (the rest build the training distributions; so the seen/seen cell is
+            meaningful and the noise floor is that of the held-out half).
+        test_questions / test_question_fraction: Unseen questions (explicit ids, or a
+            random share of them).
+        test_groups / test_group_fraction: Unseen groups (labels, or a random share of the
+            groups of each grouping variable).
+        methods: The methods compared.
+        robustness: Prompt-format and option-order variants (``None`` = skip).
+        data_efficiency: Fractions and subsamples of the data-efficiency curves.
+        n_boot: Bootstrap resamples for the intervals.
+        seed: Seed of every random step.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1)
+    codebook: str | None = None
+    questions: list[str] | None = None
+    group_by: list[str | list[str]] = Field(min_length=1)
+    min_n: int = Field(20, ge=1)
+    test_fraction: float = Field(0.5, gt=0, lt=1)
+    test_questions: list[str] | None = None
+    test_question_fraction: float = Field(0.3, gt=0, lt=1)
+    test_groups: list[str] | None = None
+    test_group_fraction: float = Field(0.3, gt=0, lt=1)
+    methods: list[SimMethodConfig] = Field(min_length=1)
+    robustness: RobustnessConfig | None = Field(default_factory=RobustnessConfig)
+    data_efficiency: DataEfficiencyConfig = Field(default_factory=DataEfficiencyConfig)
+    n_boot: int = Field(200, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> SimulationConfig:
+        names = [m.name for m in self.methods]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"duplicate method names {dup}: give each a distinct name")
+        return self
+
+    def with_overrides(self, **updates: Any) -> SimulationConfig:
+        """A validated copy with some fields replaced."""
+        return SimulationConfig.model_validate({**self.model_dump(), **updates})
+
+    def to_yaml(self) -> str:
+        """The config as YAML (round-trips through :func:`load_simulation_config`)."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def load_simulation_config(path: str | Path) -> SimulationConfig:
+    """Read and validate a :class:`SimulationConfig` from YAML (errors name the file/field)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{where(file=path)}no such config file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise FileFormatError(f"{where(file=path)}not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where(file=path)}expected a mapping at the top level")
+    for key in ("dataset", "codebook"):
+        value = raw.get(key)
+        if isinstance(value, str) and (path.parent / value).exists():
+            raw[key] = str(path.parent / value)
+    try:
+        return SimulationConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise ConfigError(f"{where(file=path)}{'; '.join(problems)}") from None
