@@ -183,6 +183,7 @@ def test_nonvoters_runs(shared_data) -> None:
     assert res.table()["tv"].notna().all()
 
 
+@pytest.mark.slow
 def test_encoder_zero_shot_and_fine_tuned_run_in_the_comparison() -> None:
     tuned = {"fine_tune": {"max_steps": 2, "batch_size": 16, "save_every_epoch": False,
                            "lora": {"enabled": False}}}  # fmt: skip
