@@ -1,0 +1,124 @@
+"""Data efficiency: how much real survey data is a method "worth"? (DSA, Huang, Li, Shao 2025).
+
+Training respondents (one half, as in :mod:`surveylm.experiments.simulation`) are
+subsampled at several fractions; group distributions of each subsample train every method
+and are themselves "the training data" prediction. Everything is scored (TV) against the
+held-out half's group distributions on the seen question × group cells. For each method
+and fraction, the *equivalent fraction* is where the training-data curve (mean over
+subsamples, linearly interpolated) reaches the method's error; the band is the range
+(min-max) over subsamples. Note: the truth is the held-out half, not the full sample, so
+no method is scored on respondents it was trained on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from surveylm.evaluation import evaluate
+from surveylm.experiments.simulation import (
+    build_split,
+    group_items,
+    predict_named,
+    subsample_survey,
+    write_frame,
+)
+from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
+from surveylm.models import make_model
+
+__all__ = ["equivalent_fraction", "plot_curves", "run_data_efficiency"]
+
+
+def equivalent_fraction(fractions: np.ndarray, errors: np.ndarray, error: float) -> float:
+    """The fraction at which a decreasing error curve equals ``error`` (linear
+    interpolation; clipped to the fraction range)."""
+    order = np.argsort(fractions)
+    f, e = np.asarray(fractions)[order], np.asarray(errors)[order]
+    if error >= e[0]:
+        return float(f[0])
+    if error <= e[-1]:
+        return float(f[-1])
+    return float(np.interp(error, e[::-1], f[::-1]))
+
+
+def run_data_efficiency(
+    config: SimulationConfig | str | Path,
+    output_dir: str | Path | None = None,
+    progress: bool = True,
+    metric: str = "tv",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Curves ``(method, fraction, subsample, value)`` and the worth table
+    ``(method, fraction, value, band_low, band_high, equivalent_fraction)``; writes both
+    (Parquet + CSV) and ``data_efficiency.png/.svg`` to ``output_dir``."""
+    if not isinstance(config, SimulationConfig):
+        config = load_simulation_config(config)
+    de = config.data_efficiency
+    _, tests, train_s, _ = build_split(config)
+    truth = tests["seen_q/seen_g"]
+    methods = [m for m in config.methods if m.fit and m.model != "training-data"]
+    if de.methods is not None:
+        methods = [m for m in methods if m.name in de.methods]
+    rows = []
+    for f in de.fractions:
+        for b in range(de.subsamples):
+            sub = subsample_survey(train_s, f, config.seed + 1000 * b + round(1e4 * f))
+            items = group_items(sub, config.with_overrides(min_n=1))
+            items = items.subset(np.isin(items.item_ids, list(truth.item_ids)))
+            preds = {
+                "training data": predict_named(
+                    make_model("group-marginal", smoothing=0.0).fit(items), truth, "training data"
+                )
+            }
+            for m in methods:
+                if progress:
+                    print(f"[data efficiency] {f:.0%} #{b + 1} {m.name}", flush=True)
+                model = make_model(m.model, **m.params).fit(items)
+                preds[m.name] = predict_named(model, truth, m.name)
+            ev = evaluate(truth, preds, n_boot=0, include_references=False)
+            for r in ev.overall[ev.overall["metric"] == metric].itertuples(index=False):
+                rows.append({"method": r.model, "fraction": f, "subsample": b, "value": r.value})
+    curves = pd.DataFrame(rows)
+    agg = curves.groupby(["method", "fraction"], sort=False)["value"]
+    worth = agg.mean().rename("value").to_frame().join(agg.min().rename("band_low"))
+    worth = worth.join(agg.max().rename("band_high")).reset_index()
+    ref = worth[worth["method"] == "training data"]
+    worth["equivalent_fraction"] = [
+        equivalent_fraction(ref["fraction"].to_numpy(), ref["value"].to_numpy(), v)
+        for v in worth["value"]
+    ]
+    if output_dir is not None:
+        out = Path(output_dir)
+        write_frame(curves, out / "data_efficiency_curves")
+        write_frame(worth, out / "data_efficiency")
+        plot_curves(worth, out / "data_efficiency", metric)
+    return curves, worth
+
+
+def plot_curves(worth: pd.DataFrame, stem: Path, metric: str = "tv") -> list[Path]:
+    """Error vs fraction per method with min-max bands, as PNG and SVG (atomic)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from surveylm.io.atomic import atomic_path
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, part in worth.groupby("method", sort=False):
+        ax.plot(part["fraction"], part["value"], marker="o", label=str(name))
+        ax.fill_between(part["fraction"], part["band_low"], part["band_high"], alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of training respondents")
+    ax.set_ylabel(f"{metric.upper()} to held-out group distributions")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "svg"):
+        path = Path(stem).with_suffix(f".{ext}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120)
+        paths.append(path)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,66 @@
+"""Simulation benchmark and data-efficiency curves on ANES 1996 with fast methods only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from surveylm.errors import ConfigError
+from surveylm.experiments.data_efficiency import equivalent_fraction, run_data_efficiency
+from surveylm.experiments.simulation import SPLITS, run_simulation_benchmark
+from surveylm.experiments.simulation_config import SimulationConfig
+
+BASE = {
+    "dataset": "anes1996",
+    "questions": ["vote", "selfLR", "ClinLR", "DoleLR", "TVnews"],
+    "group_by": ["party", "educ3"],
+    "min_n": 15,
+    "test_questions": ["DoleLR"],
+    "methods": [
+        {"name": "uniform", "model": "uniform"},
+        {"name": "qm", "model": "question-marginal"},
+        {"name": "gm", "model": "group-marginal"},
+        {"name": "td", "model": "training-data", "params": {"fraction": 0.5}},
+    ],
+    "robustness": None,
+    "data_efficiency": {"fractions": [0.1, 0.5, 1.0], "subsamples": 2, "methods": ["gm"]},
+    "n_boot": 20,
+}
+
+
+def test_simulation_runs_every_split_and_writes_tidy_files(tmp_path):
+    res = run_simulation_benchmark(SimulationConfig(**BASE), tmp_path, progress=False)
+    assert set(res.overall["split"]) == set(SPLITS)
+    tv = res.overall[res.overall["metric"] == "tv"].set_index(["split", "method"])["value"]
+    # group marginal knows seen groups: better than the question marginal there
+    assert tv["seen_q/seen_g", "gm"] < tv["seen_q/seen_g", "qm"]
+    # on unseen questions the marginals can only fall back to uniform
+    assert tv["unseen_q/seen_g", "gm"] == pytest.approx(tv["unseen_q/seen_g", "uniform"])
+    assert "noise floor (ref)" in set(res.overall["method"])
+    assert {"entropy_pred", "spread_human"} <= set(res.diversity.columns)
+    for name in ("overall.parquet", "per_question.csv", "table.csv", "config.yaml"):
+        assert (tmp_path / name).is_file()
+    assert res.table().shape[0] >= 4
+
+
+def test_config_rejects_unknown_keys_and_models():
+    with pytest.raises(ValueError):
+        SimulationConfig(**BASE, typo=1)
+    bad = {**BASE, "methods": [{"name": "x", "model": "nope"}]}
+    with pytest.raises(ConfigError):
+        run_simulation_benchmark(SimulationConfig(**bad), progress=False)
+
+
+def test_equivalent_fraction_interpolates_a_decreasing_curve():
+    f, e = np.array([0.1, 0.5, 1.0]), np.array([0.3, 0.2, 0.1])
+    assert equivalent_fraction(f, e, 0.25) == pytest.approx(0.3)
+    assert equivalent_fraction(f, e, 0.5) == 0.1 and equivalent_fraction(f, e, 0.0) == 1.0
+
+
+def test_data_efficiency_curves_and_figure(tmp_path):
+    curves, worth = run_data_efficiency(SimulationConfig(**BASE), tmp_path, progress=False)
+    assert set(curves["method"]) == {"training data", "gm"} and len(curves) == 12
+    td = worth[worth["method"] == "training data"].sort_values("fraction")["value"].to_numpy()
+    assert td[0] > td[-1]  # more respondents, closer to the held-out truth
+    assert (tmp_path / "data_efficiency.png").stat().st_size > 0
+    assert (tmp_path / "data_efficiency.svg").is_file()
