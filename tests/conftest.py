@@ -12,6 +12,20 @@ import pytest
 from surveylm.survey import Question, Survey
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread per test process: with pytest-xdist on 2 cores, OpenMP spin-waiting
+    threads of several processes made tiny-model tests 5-100x slower (measured)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(1)
+
+
 SHARED_DATA = Path(os.environ.get("SURVEYLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -17,7 +17,17 @@ def test_help_is_fast_and_lists_commands():
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
-    for cmd in ("datasets", "describe", "items", "evaluate", "fit", "predict", "baselines"):
+    for cmd in (
+        "datasets",
+        "describe",
+        "items",
+        "evaluate",
+        "fit",
+        "predict",
+        "baselines",
+        "impute",
+        "benchmark",
+    ):
         assert cmd in out.stdout
     # Heavy modules must not be imported to show help.
     probe = subprocess.run(
@@ -97,3 +107,39 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message, monkeypa
     assert "Traceback" not in res.output
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_impute_writes_long_completed_datasets(tmp_path, shared_data):
+    out = tmp_path / "imp.parquet"
+    res = runner.invoke(
+        app,
+        [
+            "impute",
+            "nonvoters",
+            "--target",
+            "Q23",
+            "--features",
+            "age_group,educ",
+            "--model",
+            "logistic",
+            "-m",
+            "3",
+            "-o",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    frame = pd.read_parquet(out)
+    assert sorted(frame[".imp"].unique()) == [0, 1, 2, 3]
+    assert frame.loc[frame[".imp"] > 0, "Q23"].notna().all()
+    assert frame.loc[frame[".imp"] == 0, "Q23"].isna().any()
+    assert "Joe Biden" in res.stdout
+
+
+def test_impute_refuses_a_complete_question():
+    res = runner.invoke(
+        app, ["impute", "anes1996", "--target", "vote", "--features", "PID", "-o", "x.parquet"]
+    )
+    assert res.exit_code == 1 and "nothing to impute" in res.stderr

@@ -340,6 +340,73 @@ def baselines_cmd(
             typer.echo(f"wrote results to {output}")
 
 
+benchmark_app = typer.Typer(help="Run a whole comparison from a YAML config.", no_args_is_help=True)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.command("imputation")
+def benchmark_imputation_cmd(
+    config: Annotated[Path, typer.Argument(help="Imputation config (YAML).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Impute non-response under each scenario with each method; score and pool (Rubin)."""
+    with _friendly_errors():
+        from surveylm.experiments.imputation import run_imputation_benchmark
+
+        results = run_imputation_benchmark(config, output, progress=progress)
+        _show_table(results.table().reset_index(drop=True), f"imputation: {config.name}")
+        typer.echo(f"wrote results to {output}")
+
+
+@benchmark_app.command("simulation")
+def benchmark_simulation_cmd(
+    config: Annotated[Path, typer.Argument(help="Simulation config (YAML).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")],
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    data_efficiency: Annotated[
+        bool, typer.Option(help="Also run the data-efficiency curves.")
+    ] = False,
+) -> None:
+    """Predict group answer distributions on unseen questions/groups; compare methods."""
+    with _friendly_errors():
+        from surveylm.experiments.simulation import run_simulation_benchmark
+
+        results = run_simulation_benchmark(config, output, progress=progress)
+        _show_table(results.table().reset_index(drop=True), f"simulation: {config.name}")
+        if data_efficiency:
+            from surveylm.experiments.data_efficiency import run_data_efficiency
+
+            run_data_efficiency(config, output, progress=progress)
+        typer.echo(f"wrote results to {output}")
+
+
+@app.command("impute")
+def impute_cmd(
+    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
+    target: Annotated[str, typer.Option(help="Question to impute.")],
+    features: Annotated[str, typer.Option(help="Comma-separated features.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help=".parquet or .csv")],
+    model: Annotated[str, typer.Option(help="Registry name of the imputation model.")] = (
+        "chained-equations"
+    ),
+    param: Annotated[list[str] | None, typer.Option(help="Model parameter key=value.")] = None,
+    m: Annotated[int, typer.Option("-m", help="Number of completed datasets.")] = 20,
+    seed: Annotated[int, typer.Option()] = 0,
+    codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+) -> None:
+    """Write m completed datasets (mice's long format, `.imp` = 0..m) and pooled shares."""
+    with _friendly_errors():
+        from surveylm.impute import impute, pool_shares, write_imputations
+
+        s = _load_survey(survey, codebook)
+        frame = impute(s, target, _split_list(features) or [], model, m=m, seed=seed,
+                       model_params=_parse_params(param))  # fmt: skip
+        write_imputations(frame, output)
+        _show_table(pool_shares(frame, target), f"{target}: shares pooled over {m} imputations")
+        typer.echo(f"wrote {m} completed datasets to {output}")
+
+
 def main() -> None:
     """Entry point of the ``surveylm`` command."""
     app()
