@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from surveylm.errors import ConfigError, FileFormatError, where
 from surveylm.missingness import ScenarioConfig
 
 
@@ -111,24 +110,6 @@ def load_imputation_config(path: str | Path) -> ImputationConfig:
         FileFormatError: missing or unparsable file.
         ConfigError: a field that is unknown, missing or of the wrong type (named).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{where(file=path)}no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FileFormatError(f"{where(file=path)}not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where(file=path)}expected a mapping at the top level")
-    for key in ("dataset", "codebook"):
-        value = raw.get(key)
-        if isinstance(value, str) and (path.parent / value).exists():
-            raw[key] = str(path.parent / value)
-    try:
-        return ImputationConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError(f"{where(file=path)}{'; '.join(problems)}") from None
+    from surveylm.experiments.config_files import load_config_file
+
+    return load_config_file(path, ImputationConfig)

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from surveylm.errors import ConfigError, FileFormatError, where
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "DataEfficiencyConfig",
@@ -143,24 +141,6 @@ class SimulationConfig(BaseModel):
 
 def load_simulation_config(path: str | Path) -> SimulationConfig:
     """Read and validate a :class:`SimulationConfig` from YAML (errors name the file/field)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"{where(file=path)}no such config file")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FileFormatError(f"{where(file=path)}not valid YAML ({exc})") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where(file=path)}expected a mapping at the top level")
-    for key in ("dataset", "codebook"):
-        value = raw.get(key)
-        if isinstance(value, str) and (path.parent / value).exists():
-            raw[key] = str(path.parent / value)
-    try:
-        return SimulationConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
-        raise ConfigError(f"{where(file=path)}{'; '.join(problems)}") from None
+    from surveylm.experiments.config_files import load_config_file
+
+    return load_config_file(path, SimulationConfig)
