@@ -204,16 +204,10 @@ class AnswerModel(ABC):
 
     def save(self, directory: str | Path) -> Path:
         """Write parameters and fitted state to ``directory/model.json`` (atomically)."""
-        from surveylm.io.atomic import atomic_write_text
 
         self._check_fitted()
         directory = Path(directory)
-        payload = {
-            "class": f"{type(self).__module__}:{type(self).__qualname__}",
-            "params": self.get_params(),
-            "state": self._get_state(),
-        }
-        atomic_write_text(directory / "model.json", json.dumps(payload, default=_json_default))
+        write_model_json(self, directory, self.get_params(), self._get_state())
         return directory
 
     @classmethod
@@ -221,10 +215,8 @@ class AnswerModel(ABC):
         """Load a model written by :meth:`save` (any subclass, found from the file)."""
         directory = Path(directory)
         path = directory / "model.json"
-        if not path.is_file():
-            raise ModelError(f"{where(file=path)}no saved model here")
+        payload = read_model_json(directory)
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
             module, _, qualname = payload["class"].partition(":")
             klass = getattr(importlib.import_module(module), qualname)
         except (ValueError, KeyError, ImportError, AttributeError) as exc:
@@ -236,6 +228,44 @@ class AnswerModel(ABC):
         model = klass(**payload["params"])
         model._set_state(payload["state"])
         return model
+
+
+def write_model_json(
+    model: AnswerModel, directory: str | Path, params: dict[str, Any], state: dict[str, Any]
+) -> Path:
+    """Write ``directory/model.json`` (class, constructor params, fitted state), atomically.
+
+    Models with weights write their weight files first and this file last, so a folder
+    with a ``model.json`` always holds a complete model.
+    """
+    from surveylm.io.atomic import atomic_write_text
+
+    payload = {
+        "class": f"{type(model).__module__}:{type(model).__qualname__}",
+        "params": params,
+        "state": state,
+    }
+    path = Path(directory) / "model.json"
+    atomic_write_text(path, json.dumps(payload, default=_json_default, indent=1))
+    return path
+
+
+def read_model_json(directory: str | Path) -> dict[str, Any]:
+    """Read ``directory/model.json`` written by :func:`write_model_json`.
+
+    Raises:
+        ModelError: no such file, or not a saved model (bad JSON, missing keys).
+    """
+    path = Path(directory) / "model.json"
+    if not path.is_file():
+        raise ModelError(f"{where(file=path)}no saved model here")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        if not all(k in payload for k in ("class", "params", "state")):
+            raise KeyError("class/params/state")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
+    return payload
 
 
 def _json_default(obj: Any) -> Any:

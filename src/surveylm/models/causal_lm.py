@@ -12,7 +12,6 @@ without fine-tuning is the zero-shot baseline those papers compare against.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ import numpy as np
 
 from surveylm.errors import DataError, ModelError, where
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, _json_default
+from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
 from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
 from surveylm.prompts import default_format, get_format, option_orders
 
@@ -320,7 +319,7 @@ class CausalLMAnswerModel(AnswerModel):
         the LoRA adapter (``adapter/``, peft format, safetensors) or the trained layers
         (``trained_layers.safetensors``). An unfitted model saves its settings only
         (a zero-shot model). ``model.json`` is written last, atomically."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.atomic import atomic_path
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -345,10 +344,7 @@ class CausalLMAnswerModel(AnswerModel):
                 save_file(state, str(tmp_file))
         state = {"fitted": self.is_fitted, "trained": trained,
                  "history": getattr(self, "history_", [])}  # fmt: skip
-        payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
-                   "params": params, "state": state}  # fmt: skip
-        text = json.dumps(payload, default=_json_default, indent=1)
-        atomic_write_text(directory / "model.json", text)
+        write_model_json(self, directory, params, state)
         return directory
 
     @classmethod
@@ -356,14 +352,8 @@ class CausalLMAnswerModel(AnswerModel):
         """Restore a model written by :meth:`save` (base model + adapter): the same
         predictions as before saving."""
         directory = Path(directory)
-        path = directory / "model.json"
-        if not path.is_file():
-            raise ModelError(f"{where(file=path)}no saved model here")
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            params, state = payload["params"], payload["state"]
-        except (ValueError, KeyError) as exc:
-            raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
+        payload = read_model_json(directory)
+        params, state = payload["params"], payload["state"]
         model = cls(**params)
         model._ensure_loaded()
         trained = state.get("trained")

@@ -10,7 +10,6 @@ hold several groups of one question. Prediction is the backend's.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,7 +18,7 @@ import numpy as np
 
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, _json_default
+from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
 
 __all__ = ["DSAModel", "set_stage2_trainable"]
 
@@ -181,18 +180,11 @@ class DSAModel(AnswerModel):
 
     def save(self, directory: str | Path) -> Path:
         """The backend in ``backend/`` and the DSA settings in ``model.json`` (last, atomic)."""
-        from surveylm.io.atomic import atomic_write_text
 
         self._check_fitted()
         directory = Path(directory)
         self.backend_.save(directory / "backend")
-        payload = {
-            "class": f"{type(self).__module__}:{type(self).__qualname__}",
-            "params": self.get_params(),
-            "state": {"history": self.history_},
-        }
-        text = json.dumps(payload, default=_json_default, indent=1)
-        atomic_write_text(directory / "model.json", text)
+        write_model_json(self, directory, self.get_params(), {"history": self.history_})
         return directory
 
     @classmethod
@@ -201,11 +193,11 @@ class DSAModel(AnswerModel):
         from surveylm.models import model_class
 
         directory = Path(directory)
-        path = directory / "model.json"
+        payload = read_model_json(directory)
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
             model = cls(**payload["params"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except TypeError as exc:
+            path = directory / "model.json"
             raise ModelError(f"{where(file=path)}not a saved DSA model ({exc})") from None
         model.backend_ = model_class(model.backend).load(directory / "backend")
         model.history_ = payload["state"].get("history", [])

@@ -41,7 +41,7 @@ from torch import nn
 
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions
+from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -504,7 +504,6 @@ class EncoderAnswerModel(AnswerModel):
         standalone transformers folder); LoRA saves only the adapter under ``adapter/``;
         an unfitted (zero-shot) model saves its parameters only.
         """
-        from surveylm.io.atomic import atomic_write_text
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -526,9 +525,7 @@ class EncoderAnswerModel(AnswerModel):
                 _save_sentence_transformer(
                     scorer, self._tokenizer, directory / "encoder", self._max_len
                 )
-        payload = {"class": f"{type(self).__module__}:{type(self).__qualname__}",
-                   "params": params, "state": state}  # fmt: skip
-        atomic_write_text(directory / "model.json", json.dumps(payload, indent=2))
+        write_model_json(self, directory, params, state)
         return directory
 
     @classmethod
@@ -536,13 +533,11 @@ class EncoderAnswerModel(AnswerModel):
         """Restore a model written by :meth:`save`; its predictions are identical."""
         directory = Path(directory)
         path = directory / "model.json"
-        if not path.is_file():
-            raise ModelError(f"{where(file=path)}no saved model here")
+        payload = read_model_json(directory)
+        params, state = payload["params"], payload["state"]
         try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-            params, state = payload["params"], payload["state"]
             model = cls(**params)
-        except (ValueError, KeyError, TypeError) as exc:
+        except TypeError as exc:
             raise ModelError(f"{where(file=path)}not a saved encoder model ({exc})") from None
         if not state.get("fitted"):
             return model
