@@ -122,20 +122,12 @@ class Evaluation:
     def to_files(self, directory: str | Path) -> list[Path]:
         """Write every table as Parquet and CSV, the wide table as CSV and the settings
         as JSON into ``directory`` (each file atomically); returns the paths."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.atomic import atomic_path, atomic_write_text, write_table
 
         directory = Path(directory)
         paths: list[Path] = []
         for name in ("overall", "per_item", "per_respondent", "per_question", "per_group"):
-            frame: pd.DataFrame = getattr(self, name)
-            for ext in ("parquet", "csv"):
-                path = directory / f"{name}.{ext}"
-                with atomic_path(path) as tmp:
-                    if ext == "parquet":
-                        frame.to_parquet(tmp, index=False)
-                    else:
-                        frame.to_csv(tmp, index=False)
-                paths.append(path)
+            paths += write_table(getattr(self, name), directory / name)
         path = directory / "table.csv"
         with atomic_path(path) as tmp:
             self.table().to_csv(tmp)

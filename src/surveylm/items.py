@@ -373,7 +373,7 @@ def build_respondent_items(
         "features": list(features),
         "items": len(rows),
     }
-    return ItemSet(_frame(rows), questions, summary)
+    return ItemSet(item_frame(rows), questions, summary)
 
 
 def build_group_items(
@@ -456,10 +456,11 @@ def build_group_items(
         "groups": len(all_groups), "questions": len(qids), "items": len(rows),
         "suppressed": len(suppressed), "suppressed_cells": suppressed,
     }  # fmt: skip
-    return ItemSet(_frame(rows), qset, summary)
+    return ItemSet(item_frame(rows), qset, summary)
 
 
-def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def item_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The item table of ``rows`` (dicts with the keys of :data:`ITEM_COLUMNS`), typed."""
     frame = pd.DataFrame(rows, columns=ITEM_COLUMNS)
     for col in (
         "item_id",

@@ -23,9 +23,9 @@ from surveylm.experiments.simulation import (
     group_items,
     predict_named,
     subsample_survey,
-    write_frame,
 )
 from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
+from surveylm.io.atomic import write_table
 from surveylm.models import make_model
 
 __all__ = ["equivalent_fraction", "plot_curves", "run_data_efficiency"]
@@ -90,8 +90,8 @@ def run_data_efficiency(
     ]
     if output_dir is not None:
         out = Path(output_dir)
-        write_frame(curves, out / "data_efficiency_curves")
-        write_frame(worth, out / "data_efficiency")
+        write_table(curves, out / "data_efficiency_curves")
+        write_table(worth, out / "data_efficiency")
         plot_curves(worth, out / "data_efficiency", metric)
     return curves, worth
 

@@ -95,20 +95,12 @@ class ImputationResults:
     def to_files(self, directory: str | Path) -> list[Path]:
         """Write every table as Parquet and CSV, the config as YAML and the settings
         (with package versions) as JSON into ``directory``, each atomically."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.atomic import atomic_write_text, write_table
 
         directory = Path(directory)
         paths = []
         for name in ("summary", "respondent", "population", "coverage", "timings"):
-            frame = _plain_columns(getattr(self, name))
-            for ext in ("parquet", "csv"):
-                path = directory / f"{name}.{ext}"
-                with atomic_path(path) as tmp:
-                    if ext == "parquet":
-                        frame.to_parquet(tmp, index=False)
-                    else:
-                        frame.to_csv(tmp, index=False)
-                paths.append(path)
+            paths += write_table(getattr(self, name), directory / name)
         paths.append(atomic_write_text(directory / "config.yaml", self.config.to_yaml()))
         text = json.dumps(self.settings, indent=2, default=str)
         paths.append(atomic_write_text(directory / "settings.json", text))
@@ -390,15 +382,6 @@ def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
 
         yield advance
         bar.update(task, completed=total, description="done")
-
-
-def _plain_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Object columns with mixed None/str as strings-or-null so Parquet writes them."""
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].map(lambda v: None if v is None or v != v else v)
-    return out
 
 
 def package_versions() -> dict[str, str]:

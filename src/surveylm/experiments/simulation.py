@@ -90,13 +90,13 @@ class SimulationResults:
 
     def to_files(self, directory: str | Path) -> list[Path]:
         """Every frame as Parquet and CSV, the table as CSV, config YAML, settings JSON."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.atomic import atomic_path, atomic_write_text, write_table
 
         directory = Path(directory)
         paths = []
         for name in ("overall", "per_item", "per_question", "per_group", "diversity",
                      "robustness", "timings"):  # fmt: skip
-            paths += write_frame(getattr(self, name), directory / name)
+            paths += write_table(getattr(self, name), directory / name)
         with atomic_path(directory / "table.csv") as tmp:
             self.table().to_csv(tmp)
         paths.append(directory / "table.csv")
@@ -104,25 +104,6 @@ class SimulationResults:
         text = json.dumps(self.settings, indent=2, default=str)
         paths.append(atomic_write_text(directory / "settings.json", text))
         return paths
-
-
-def write_frame(frame: pd.DataFrame, stem: Path) -> list[Path]:
-    """``stem.parquet`` and ``stem.csv``, atomically (object columns made Parquet-safe)."""
-    from surveylm.io.atomic import atomic_path
-
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].map(
-                lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v)
-            )
-    paths = []
-    for ext in ("parquet", "csv"):
-        path = stem.with_suffix(f".{ext}")
-        with atomic_path(path) as tmp:
-            out.to_parquet(tmp, index=False) if ext == "parquet" else out.to_csv(tmp, index=False)
-        paths.append(path)
-    return paths
 
 
 # -- data -------------------------------------------------------------------------------

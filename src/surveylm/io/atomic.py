@@ -11,6 +11,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextlib.contextmanager
@@ -51,3 +55,33 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def write_table(frame: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """Write ``stem.parquet`` and ``stem.csv`` atomically: the tidy-results format.
+
+    Object columns that mix types (e.g. labels and numbers) or hold NaN for "none" are
+    made Parquet-safe: missing → null, and mixed values → their string form.
+    """
+    import pandas as pd
+
+    stem = Path(stem)
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype != object:
+            continue
+        values = [None if v is None or (isinstance(v, float) and v != v) else v
+                  for v in out[col]]  # fmt: skip
+        if len({type(v) for v in values if v is not None}) > 1:
+            values = [None if v is None else str(v) for v in values]
+        out[col] = pd.Series(values, index=out.index, dtype=object)
+    paths = []
+    for ext in ("parquet", "csv"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        with atomic_path(path) as tmp:
+            if ext == "parquet":
+                out.to_parquet(tmp, index=False)
+            else:
+                out.to_csv(tmp, index=False)
+        paths.append(path)
+    return paths

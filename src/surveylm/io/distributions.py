@@ -39,7 +39,7 @@ from surveylm.distributions import check_distribution
 from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError, where
 from surveylm.io.atomic import atomic_path
 from surveylm.io.textfiles import csv_rows, read_text
-from surveylm.items import ItemSet, _frame
+from surveylm.items import ItemSet, item_frame
 from surveylm.survey import Question
 
 #: Keys every line of a SubPOP-style JSONL file must have.
@@ -320,7 +320,7 @@ def _itemset(
 ) -> ItemSet:
     if not rows:
         raise DataError(f"{where(file=path)}no distributions in the file")
-    frame = _frame(rows)
+    frame = item_frame(rows)
     dup = frame["item_id"].duplicated()
     if dup.any():
         raise DataError(
