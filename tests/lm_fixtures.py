@@ -23,7 +23,6 @@ directory removed at exit.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import functools
 import json
 import shutil
@@ -81,22 +80,21 @@ def survey_corpus(n: int = 400, seed: int = 0) -> list[str]:
     return lines
 
 
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one CPU thread inside the block (restored after).
+def fast_fine_tune(max_steps: int) -> dict:
+    """Fine-tuning settings that fit the tiny model in a few steps (no LR decay, no dropout).
 
-    The tiny models do microsecond-sized matrix products, where a second thread only adds
-    synchronisation: on a loaded 2-core machine a 30-step fine-tune took 0.6 s on one
-    thread and 7-85 s on two.
+    Torch runs on one thread in the tests (see ``conftest.py``): on a loaded 2-core machine
+    a 30-step fine-tune took 0.6 s on one thread and 7-85 s on two.
     """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return {
+        "learning_rate": 1e-2,
+        "max_steps": max_steps,
+        "batch_size": 8,
+        "logging_steps": 1,
+        "save_every_epoch": False,
+        "lr_scheduler": "constant",
+        "lora": {"dropout": 0.0},
+    }
 
 
 def _workdir() -> Path:

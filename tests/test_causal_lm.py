@@ -8,7 +8,6 @@ import pytest
 from lm_fixtures import (
     build_tokenizer,
     naive_option_distribution,
-    single_thread,
     tiny_items,
     tiny_model_dir,
 )
@@ -17,12 +16,6 @@ from surveylm.models.causal_lm import CausalLMAnswerModel
 from surveylm.models.option_tokens import encode_items, option_token_ids
 from surveylm.prompts import apply_chat_template, get_format, option_letters, option_orders
 from surveylm.survey import Question
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def _tokens(tok, ids):

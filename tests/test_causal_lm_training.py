@@ -7,26 +7,12 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from lm_fixtures import single_thread, tiny_items, tiny_model_dir
+from lm_fixtures import fast_fine_tune, tiny_items, tiny_model_dir
 from surveylm.errors import DataError, ModelError
 from surveylm.models.base import AnswerModel
 from surveylm.models.causal_lm import CausalLMAnswerModel
 
-FAST = {
-    "learning_rate": 1e-2,
-    "max_steps": 30,
-    "batch_size": 8,
-    "logging_steps": 1,
-    "save_every_epoch": False,
-    "lr_scheduler": "constant",
-    "lora": {"dropout": 0.0},
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+FAST = fast_fine_tune(max_steps=30)
 
 
 def _mean_kl(items, pred):

@@ -6,26 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from lm_fixtures import single_thread, tiny_items, tiny_model_dir
+from lm_fixtures import fast_fine_tune, tiny_items, tiny_model_dir
 from surveylm.errors import ConfigError, DistributionError
 from surveylm.models.dsa import DSAModel, set_stage2_trainable
 from surveylm.training.dsa import QuestionGroupedSampler, dsa_shift_loss
 
-FAST = {
-    "learning_rate": 1e-2,
-    "max_steps": 6,
-    "batch_size": 8,
-    "logging_steps": 1,
-    "save_every_epoch": False,
-    "lr_scheduler": "constant",
-    "lora": {"dropout": 0.0},
-}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    with single_thread():
-        yield
+FAST = fast_fine_tune(max_steps=6)
 
 
 def _softmax_logits(p: np.ndarray) -> torch.Tensor:

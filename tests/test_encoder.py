@@ -28,16 +28,6 @@ FAST = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on a shared 2-core machine, two OpenMP threads that spin-wait
-    while other processes compete for the cores made these tests 5x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def items() -> ItemSet:
     survey = load_anes1996()
