@@ -141,19 +141,9 @@ def write_subpop_jsonl(items: ItemSet, path: str | Path) -> Path:
 
     def records() -> Iterator[str]:
         for row, q in _group_rows(items):
-            attribute, group = _attribute_group(row)
-            rec: dict[str, Any] = {
-                "qkey": q.id, "attribute": attribute, "group": group, "question": q.text,
-                "options": list(q.options),
-                "ordinal": None if q.ordinal is None else list(q.ordinal),
-                "responses": [float(x) for x in row["target"]],
-                "refusal_rate": refusal.get(row["item_id"]),
-                "context": row["context"], "source": row["source"] or q.source,
-            }  # fmt: skip
-            if row["n"] > 0:
-                rec["n"] = int(row["n"])
-            if math.isfinite(row["n_eff"]):
-                rec["n_eff"] = float(row["n_eff"])
+            rec = group_record(row, q)
+            rec["responses"] = [float(x) for x in row["target"]]
+            rec["refusal_rate"] = refusal.get(row["item_id"])
             yield json.dumps(rec, ensure_ascii=False) + "\n"
 
     path = Path(path)
@@ -340,6 +330,23 @@ def _group_rows(items: ItemSet) -> Iterator[tuple[pd.Series, Question]]:
         if row["target"] is None:
             raise DataError(f"{where(item=row['item_id'])}has no target distribution to write")
         yield row, items.questions[row["question_id"]]
+
+
+def group_record(row: pd.Series, q: Question) -> dict[str, Any]:
+    """The fields every group-distribution file format shares for one item: question key
+    and text, options, ordinal values, attribute/group, structured context, source, and
+    ``n``/``n_eff`` when known (so files round-trip exactly)."""
+    attribute, group = _attribute_group(row)
+    rec: dict[str, Any] = {
+        "qkey": q.id, "attribute": attribute, "group": group, "question": q.text,
+        "options": list(q.options), "ordinal": None if q.ordinal is None else list(q.ordinal),
+        "context": row["context"], "source": row["source"] or q.source,
+    }  # fmt: skip
+    if row["n"] > 0:
+        rec["n"] = int(row["n"])
+    if math.isfinite(row["n_eff"]):
+        rec["n_eff"] = float(row["n_eff"])
+    return rec
 
 
 def _attribute_group(row: pd.Series) -> tuple[str, str]:

@@ -27,7 +27,6 @@ import ast
 import csv
 import hashlib
 import json
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -47,6 +46,7 @@ from surveylm.io.distributions import (
     _itemset,
     _loc,
     _read_csv_rows,
+    group_record,
 )
 from surveylm.io.textfiles import read_text
 from surveylm.items import ItemSet
@@ -198,25 +198,17 @@ def write_cao_json(items: ItemSet, path: str | Path, *, decimals: int | None = N
     """
     records = []
     for row, q in _group_rows(items):
-        attribute, group = _attribute_group(row)
         letters = option_letters(q.n_options)
         listed = "\n".join(f"{ltr}. {o}" for ltr, o in zip(letters, q.options, strict=True))
         pct = [100.0 * float(x) for x in row["target"]]
         if decimals is not None:
             pct = [round(x, decimals) for x in pct]
-        rec: dict[str, Any] = {
+        rec = {
             "instruction": _instruction(row["context"]),
             "input": f"{q.text}\n{listed}",
-            "options": list(q.options),
             "options_dist": pct,
-            "qkey": q.id, "question": q.text, "attribute": attribute, "group": group,
-            "ordinal": None if q.ordinal is None else list(q.ordinal),
-            "context": row["context"], "source": row["source"] or q.source,
-        }  # fmt: skip
-        if row["n"] > 0:
-            rec["n"] = int(row["n"])
-        if math.isfinite(row["n_eff"]):
-            rec["n_eff"] = float(row["n_eff"])
+            **group_record(row, q),
+        }
         records.append(rec)
     atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
     return Path(path)
