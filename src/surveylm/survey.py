@@ -343,13 +343,15 @@ def _check_weights(
     )
     if w.shape != (len(index),):
         raise DataError(f"{where(file=file)}{w.shape[0]} weights for {len(index)} respondents")
+    column = weights.name if isinstance(weights, pd.Series) and weights.name else "weight"
     bad = ~np.isfinite(w) | (w < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
+        raw = weights.iloc[i] if isinstance(weights, pd.Series) else w[i]
         raise DataError(
-            f"{where(file=file, row=i + 1, column='weight')}weights must be finite and "
-            f"non-negative, got {w[i]!r} ({int(bad.sum())} bad weights in all)"
+            f"{where(file=file, row=i + 1, column=column)}weights must be finite, non-negative "
+            f"numbers, got {raw!r} ({int(bad.sum())} bad weights in all)"
         )
     if w.sum() <= 0:
-        raise DataError(f"{where(file=file, column='weight')}all weights are zero")
+        raise DataError(f"{where(file=file, column=column)}all weights are zero")
     return pd.Series(w, index=index, name="weight")

@@ -195,7 +195,7 @@ def _build(
                 f"{loc}no {role} column '{col}'; columns are {preview(list(df.columns), 10)}"
             )
     index = _respondent_ids(df, id_column, file) if id_column else df.index
-    weights = _weights(df[weight], file) if weight else None
+    weights = df[weight] if weight else None  # checked (and located) by Survey
     global_missing = (
         list(missing)
         if missing is not None
@@ -254,18 +254,6 @@ def _respondent_ids(df: pd.DataFrame, col: str, file: str | None) -> pd.Index:
         )
     values = [_plain_id(v) for v in ids]
     return pd.Index(values, dtype=object, name=col)
-
-
-def _weights(col: pd.Series, file: str | None) -> np.ndarray:
-    w = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(w) | (w < 0)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{where(file=file, row=i + 1, column=col.name)}weights must be finite, non-negative "
-            f"numbers, got {col.iloc[i]!r} ({int(bad.sum())} bad weights in all)"
-        )
-    return w
 
 
 def _missing_mask(values: pd.Series, keys: set[str]) -> np.ndarray:
