@@ -21,6 +21,16 @@ from surveylm.items import ItemSet
 from surveylm.survey import Survey
 
 
+def _shuffled_strata(
+    survey: Survey, stratify: str | None, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
+    """Respondent positions of each stratum (answers to ``stratify``; unanswered = its own
+    stratum; everyone when ``None``), each in a random order."""
+    strata = survey.codes(stratify) if stratify else np.zeros(survey.n_respondents, int)
+    for s in np.unique(strata):
+        yield rng.permutation(np.flatnonzero(strata == s))
+
+
 def split_respondents(
     survey: Survey,
     test_fraction: float = 0.5,
@@ -40,10 +50,8 @@ def split_respondents(
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
-    strata = survey.codes(stratify) if stratify else np.zeros(survey.n_respondents, int)
     test = np.zeros(survey.n_respondents, dtype=bool)
-    for s in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata == s))
+    for members in _shuffled_strata(survey, stratify, rng):
         test[members[: round(test_fraction * len(members))]] = True
     if test.all() or not test.any():
         raise DataError(f"survey of {survey.n_respondents} respondents is too small to split")
@@ -57,10 +65,8 @@ def kfold_respondents(
     if k < 2 or k > survey.n_respondents:
         raise DataError(f"k must be between 2 and the number of respondents, got {k}")
     rng = np.random.default_rng(seed)
-    strata = survey.codes(stratify) if stratify else np.zeros(survey.n_respondents, int)
     fold = np.empty(survey.n_respondents, dtype=int)
-    for s in np.unique(strata):
-        members = rng.permutation(np.flatnonzero(strata == s))
+    for members in _shuffled_strata(survey, stratify, rng):
         offset = int(rng.integers(k))
         fold[members] = (np.arange(len(members)) + offset) % k
     for f in range(k):
