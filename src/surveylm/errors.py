@@ -42,6 +42,11 @@ class NotFittedError(SurveyLMError, RuntimeError):
     """``predict`` or ``save`` was called on a model that has not been fitted."""
 
 
+class LeakageWarning(UserWarning):
+    """A possible leak between training and test data that is not certain enough to refuse
+    (e.g. a test question whose wording nearly duplicates a training question's)."""
+
+
 def where(
     *,
     file: object | None = None,

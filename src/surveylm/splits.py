@@ -7,18 +7,30 @@ the test half says how close any model can get.
 
 Unseen-question, unseen-group and unseen-survey splits of item sets (SubPOP, Cao et al.)
 split *items* by question id / group / source, never by row, so that no test question
-leaks into training.
+leaks into training. They refuse a test question whose id or exact text (case and spacing
+aside) is also in training, and warn (:class:`~surveylm.errors.LeakageWarning`) when its
+wording nearly duplicates a training question's: the Jaccard similarity of the two texts'
+word sets (token-set similarity, as used for near-duplicate detection since Broder 1997)
+above a threshold. Items of one battery — texts that share a stem ending in "?" or ":" and
+go on with different item text ("How much do you trust ...? Congress" / "...? The
+presidency") — are different questions, so for them only the item texts are compared.
 """
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from surveylm.errors import DataError, preview
+from surveylm.errors import ConfigError, DataError, LeakageWarning, preview
 from surveylm.items import ItemSet
 from surveylm.survey import Survey
+
+#: Default word-set (Jaccard) similarity above which a test question's text counts as a
+#: near-duplicate of a training question's.
+NEAR_DUPLICATE_THRESHOLD = 0.8
 
 
 def _shuffled_strata(
@@ -75,9 +87,19 @@ def kfold_respondents(
 
 
 def split_items_by_question(
-    items: ItemSet, test_questions: Sequence[str]
+    items: ItemSet,
+    test_questions: Sequence[str],
+    *,
+    near_duplicate_threshold: float | None = NEAR_DUPLICATE_THRESHOLD,
 ) -> tuple[ItemSet, ItemSet]:
     """Unseen-question split: all items of ``test_questions`` go to the test set.
+
+    Args:
+        items: The item set to split.
+        test_questions: Question ids held out for testing.
+        near_duplicate_threshold: Warn (:class:`LeakageWarning`) when a test question's
+            word-set similarity to a training question exceeds this; ``None`` or ``1.0``
+            turns the check off.
 
     Raises:
         DataError: a test question id is unknown, or a test question's text is identical
@@ -89,7 +111,7 @@ def split_items_by_question(
         raise DataError(f"test questions not in the item set: {preview(unknown)}")
     is_test = items.frame["question_id"].isin(test_questions).to_numpy()
     train, test = items.subset(~is_test), items.subset(is_test)
-    _refuse_text_leaks(train, test)
+    _check_leaks(train, test, near_duplicate_threshold)
     return train, test
 
 
@@ -104,10 +126,17 @@ def split_items_by_group(items: ItemSet, test_groups: Sequence[str]) -> tuple[It
     return items.subset(~is_test), items.subset(is_test)
 
 
-def split_items_by_source(items: ItemSet, test_sources: Sequence[str]) -> tuple[ItemSet, ItemSet]:
+def split_items_by_source(
+    items: ItemSet,
+    test_sources: Sequence[str],
+    *,
+    near_duplicate_threshold: float | None = NEAR_DUPLICATE_THRESHOLD,
+) -> tuple[ItemSet, ItemSet]:
     """Unseen-survey split: train on some sources (surveys), test on the others.
 
-    Refuses when a test question's text also appears in a training survey.
+    Refuses when a test question's text also appears in a training survey; warns on
+    near-duplicate wordings (``near_duplicate_threshold`` as in
+    :func:`split_items_by_question`).
     """
     test_sources = list(test_sources)
     unknown = [s for s in test_sources if s not in set(items.frame["source"])]
@@ -115,18 +144,23 @@ def split_items_by_source(items: ItemSet, test_sources: Sequence[str]) -> tuple[
         raise DataError(f"test sources not in the item set: {preview(unknown)}")
     is_test = items.frame["source"].isin(test_sources).to_numpy()
     train, test = items.subset(~is_test), items.subset(is_test)
-    _refuse_text_leaks(train, test)
+    _check_leaks(train, test, near_duplicate_threshold)
     return train, test
 
 
 def crossed_split(
-    items: ItemSet, test_questions: Sequence[str], test_groups: Sequence[str]
+    items: ItemSet,
+    test_questions: Sequence[str],
+    test_groups: Sequence[str],
+    *,
+    near_duplicate_threshold: float | None = NEAR_DUPLICATE_THRESHOLD,
 ) -> dict[str, ItemSet]:
     """Cao et al.'s (2025) crossing of seen/unseen questions × seen/unseen groups.
 
     Training items are those of seen questions *and* seen groups; the four test cells are
     ``seen_q/seen_g`` (empty unless items are also split by respondents), ``seen_q/unseen_g``,
-    ``unseen_q/seen_g`` and ``unseen_q/unseen_g``.
+    ``unseen_q/seen_g`` and ``unseen_q/unseen_g``. Leak checks as in
+    :func:`split_items_by_question`.
     """
     q_test = items.frame["question_id"].isin(list(test_questions)).to_numpy()
     g_test = items.frame["group"].isin(list(test_groups)).to_numpy()
@@ -136,8 +170,56 @@ def crossed_split(
         "unseen_q/seen_g": items.subset(q_test & ~g_test),
         "unseen_q/unseen_g": items.subset(q_test & g_test),
     }
-    _refuse_text_leaks(parts["train"], items.subset(q_test))
+    _check_leaks(parts["train"], items.subset(q_test), near_duplicate_threshold)
     return parts
+
+
+def text_similarity(a: str, b: str) -> float:
+    """Jaccard similarity of the word sets of two question texts (case-folded ``\\w+``
+    tokens). Items of one battery (a shared stem ending in "?" or ":", then different item
+    text) are compared on their item texts only."""
+    a, b = _battery_items(a, b)
+    wa, wb = set(re.findall(r"\w+", a)), set(re.findall(r"\w+", b))
+    union = wa | wb
+    return len(wa & wb) / len(union) if union else 1.0
+
+
+def _battery_items(a: str, b: str) -> tuple[str, str]:
+    """The item texts after a shared "stem? " / "stem: " prefix, else the whole texts
+    (case-folded, spacing normalised)."""
+    a, b = " ".join(a.casefold().split()), " ".join(b.casefold().split())
+    pairs = enumerate(zip(a, b, strict=False))
+    shared = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
+    stem_ends = [m.end() for m in re.finditer(r"[?:] ", a[:shared])]
+    return (a[stem_ends[-1] :], b[stem_ends[-1] :]) if stem_ends else (a, b)
+
+
+def _check_leaks(train: ItemSet, test: ItemSet, near_duplicate_threshold: float | None) -> None:
+    _refuse_text_leaks(train, test)
+    if near_duplicate_threshold is None:
+        return
+    if not 0.0 < near_duplicate_threshold <= 1.0:
+        raise ConfigError(
+            f"near_duplicate_threshold must be in (0, 1] or None, got {near_duplicate_threshold}"
+        )
+    for q in test.question_ids:
+        text = test.questions[q].text
+        scores = {t: text_similarity(text, train.questions[t].text) for t in train.question_ids}
+        twin = max(scores, key=scores.__getitem__, default=None)
+        if twin is not None and scores[twin] > near_duplicate_threshold:
+            warnings.warn(
+                f"test question '{q}' ({_short(text)!r}) nearly duplicates training question "
+                f"'{twin}' ({_short(train.questions[twin].text)!r}): word-set similarity "
+                f"{scores[twin]:.2f} > {near_duplicate_threshold}; if it is the same question "
+                "reworded, it leaks into training (near_duplicate_threshold=None silences this)",
+                LeakageWarning,
+                stacklevel=4,
+            )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _refuse_text_leaks(train: ItemSet, test: ItemSet) -> None:
