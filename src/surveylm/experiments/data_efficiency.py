@@ -27,6 +27,7 @@ from surveylm.experiments.simulation import (
 from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
 from surveylm.io.atomic import write_table
 from surveylm.models import make_model
+from surveylm.progress import progress_bar
 
 __all__ = ["equivalent_fraction", "plot_curves", "run_data_efficiency"]
 
@@ -61,24 +62,24 @@ def run_data_efficiency(
     if de.methods is not None:
         methods = [m for m in methods if m.name in de.methods]
     rows = []
-    for f in de.fractions:
-        for b in range(de.subsamples):
-            sub = subsample_survey(train_s, f, config.seed + 1000 * b + round(1e4 * f))
-            items = group_items(sub, config.with_overrides(min_n=1))
-            items = items.subset(np.isin(items.item_ids, list(truth.item_ids)))
-            preds = {
-                "training data": predict_named(
-                    make_model("group-marginal", smoothing=0.0).fit(items), truth, "training data"
-                )
-            }
-            for m in methods:
-                if progress:
-                    print(f"[data efficiency] {f:.0%} #{b + 1} {m.name}", flush=True)
-                model = make_model(m.model, **m.params).fit(items)
-                preds[m.name] = predict_named(model, truth, m.name)
-            ev = evaluate(truth, preds, n_boot=0, include_references=False)
-            for r in ev.overall[ev.overall["metric"] == metric].itertuples(index=False):
-                rows.append({"method": r.model, "fraction": f, "subsample": b, "value": r.value})
+    total = len(de.fractions) * de.subsamples
+    with progress_bar("data efficiency", total, progress) as advance:
+        for f in de.fractions:
+            for b in range(de.subsamples):
+                advance(f"{f:.0%} of respondents, subsample {b + 1}")
+                sub = subsample_survey(train_s, f, config.seed + 1000 * b + round(1e4 * f))
+                items = group_items(sub, config.with_overrides(min_n=1))
+                items = items.subset(np.isin(items.item_ids, list(truth.item_ids)))
+                training = make_model("group-marginal", smoothing=0.0).fit(items)
+                preds = {"training data": predict_named(training, truth, "training data")}
+                for m in methods:
+                    model = make_model(m.model, **m.params).fit(items)
+                    preds[m.name] = predict_named(model, truth, m.name)
+                ev = evaluate(truth, preds, n_boot=0, include_references=False)
+                for r in ev.overall[ev.overall["metric"] == metric].itertuples(index=False):
+                    rows.append(
+                        {"method": r.model, "fraction": f, "subsample": b, "value": r.value}
+                    )
     curves = pd.DataFrame(rows)
     agg = curves.groupby(["method", "fraction"], sort=False)["value"]
     worth = agg.mean().rename("value").to_frame().join(agg.min().rename("band_low"))

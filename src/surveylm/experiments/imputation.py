@@ -27,8 +27,7 @@ import inspect
 import json
 import platform
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -49,6 +48,7 @@ from surveylm.missingness import MCARConfig, apply_missingness
 from surveylm.models import make_model, model_class
 from surveylm.models.base import Predictions
 from surveylm.population import multiple_imputation_shares
+from surveylm.progress import progress_bar
 from surveylm.splits import kfold_respondents
 from surveylm.survey import Survey
 
@@ -76,6 +76,10 @@ class ImputationResults:
             repetitions), population TV / max abs error, subgroup TV, MI coverage and
             interval width, seconds per fit.
         timings: ``scenario, method, rep, unit, seconds, n_train, n_imputed``.
+        predictions: The predicted distribution of every imputed respondent, long:
+            ``scenario, method, rep, unit, respondent_id, weight, option, prob, observed``
+            (``observed`` = 1 for the respondent's true answer) — what a reliability
+            diagram (calibration) is drawn from.
         config: The config that was run.
         settings: Dataset size, dropped respondents, wall time, package versions.
     """
@@ -87,6 +91,7 @@ class ImputationResults:
     timings: pd.DataFrame
     config: ImputationConfig
     settings: dict[str, Any] = field(default_factory=dict)
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table(self, digits: int = 3) -> pd.DataFrame:
         """The summary rounded for the terminal (index = scenario, method)."""
@@ -99,7 +104,7 @@ class ImputationResults:
 
         directory = Path(directory)
         paths = []
-        for name in ("summary", "respondent", "population", "coverage", "timings"):
+        for name in ("summary", "respondent", "population", "coverage", "timings", "predictions"):
             paths += write_table(getattr(self, name), directory / name)
         paths.append(atomic_write_text(directory / "config.yaml", self.config.to_yaml()))
         text = json.dumps(self.settings, indent=2, default=str)
@@ -137,8 +142,8 @@ def run_imputation_benchmark(
     row_of = {rid: i for i, rid in enumerate(truth_items.frame["respondent_id"])}
     groups = _groups(full, config.group_by)
     total = sum(len(u) for u in units.values()) * len(config.methods)
-    resp, pop, times = [], [], []
-    with _progress_bar(progress, total) as advance:
+    resp, pop, times, pred_rows = [], [], [], []
+    with progress_bar("imputation", total, progress) as advance:
         for scenario, draws in units.items():
             for rep in sorted({r for r, _, _ in draws}):
                 preds: dict[str, list[Predictions]] = {m.name: [] for m in config.methods}
@@ -161,6 +166,11 @@ def run_imputation_benchmark(
                         times.append((scenario, method.name, rep, unit, secs, len(train),
                                       len(test)))  # fmt: skip
                         preds[method.name].append(p)
+                        pred_rows.append(
+                            _prediction_rows(p, test, full, config.target).assign(
+                                scenario=scenario, method=method.name, rep=rep, unit=unit
+                            )
+                        )
                         seed = config.seed + 1000 * rep + unit
                         for frame in _population_rows(full, config, mask, p, seed, groups):
                             pop.append(frame.assign(scenario=scenario, method=method.name,
@@ -183,6 +193,9 @@ def run_imputation_benchmark(
     timings = pd.DataFrame(
         times, columns=["scenario", "method", "rep", "unit", "seconds", "n_train", "n_imputed"]
     )
+    predictions = pd.concat(pred_rows, ignore_index=True)
+    lead = ["scenario", "method", "rep", "unit"]
+    predictions = predictions[[*lead, *[c for c in predictions.columns if c not in lead]]]
     coverage = _coverage(population)
     summary = _summary(config, respondent, population, timings)
     settings = {
@@ -192,7 +205,7 @@ def run_imputation_benchmark(
         "wall_seconds": round(time.perf_counter() - start, 1), "versions": package_versions(),
     }  # fmt: skip
     results = ImputationResults(
-        respondent, population, coverage, summary, timings, config, settings
+        respondent, population, coverage, summary, timings, config, settings, predictions
     )
     if output_dir is not None:
         results.to_files(output_dir)
@@ -214,7 +227,13 @@ def _load(config: ImputationConfig) -> tuple[Survey, int]:
         if col not in survey.questions and col not in survey.covariates:
             raise ConfigError(f"{where(column=col)}not a question or covariate of '{survey.name}'")
     answered = survey.answered(config.target)
-    return survey.subset(answered), int((~answered).sum())
+    survey = survey.subset(answered)
+    if config.max_respondents is not None and survey.n_respondents > config.max_respondents:
+        rng = np.random.default_rng(config.seed)
+        keep = np.zeros(survey.n_respondents, dtype=bool)
+        keep[rng.choice(survey.n_respondents, config.max_respondents, replace=False)] = True
+        survey = survey.subset(keep)
+    return survey, int((~answered).sum())
 
 
 def _draws(config: ImputationConfig, scenario: Any, survey: Survey) -> Iterator[tuple]:
@@ -279,8 +298,8 @@ def _population_rows(
     groups: list[tuple[str, np.ndarray]],
 ) -> Iterator[pd.DataFrame]:
     for name, sub in [(None, None), *groups]:
-        if sub is not None and sub.sum() < 2:
-            continue
+        if sub is not None and sub.sum() < config.min_group_n:
+            continue  # small cells are never estimated, so they can never be shown
         mi = multiple_imputation_shares(
             survey, config.target, mask, preds, config.m, seed,
             level=config.level, estimand=config.estimand, subgroup=sub,
@@ -290,11 +309,32 @@ def _population_rows(
         yield frame.assign(
             group_var=config.group_by if name is not None else None,
             group=name,
+            n_group=survey.n_respondents if sub is None else int(sub.sum()),
             abs_error=err,
             tv=0.5 * err.sum(),
             mi_tv=0.5 * np.abs(mi.pooled.estimate - mi.truth).sum(),
             covered=frame["covered"].astype(bool),
         )
+
+
+def _prediction_rows(preds: Predictions, test: ItemSet, full: Survey, target: str) -> pd.DataFrame:
+    """Long ``respondent_id, weight, option, prob, observed`` rows of one draw's imputations."""
+    preds = preds.for_items(test)
+    options = full.questions[target].options
+    codes = pd.Series(full.codes(target), index=full.data.index.astype(str))
+    rid = test.frame["respondent_id"].astype(str).to_numpy()
+    truth = codes.loc[rid].to_numpy()
+    k = len(options)
+    probs = np.vstack(preds.distributions) if len(preds) else np.zeros((0, k))
+    return pd.DataFrame(
+        {
+            "respondent_id": np.repeat(rid, k),
+            "weight": np.repeat(test.frame["weight"].to_numpy(float), k),
+            "option": np.tile(np.asarray(options, dtype=object), len(rid)),
+            "prob": probs.ravel(),
+            "observed": (np.tile(np.arange(k), len(rid)) == np.repeat(truth, k)).astype(int),
+        }
+    )
 
 
 def _concat(parts: list[Predictions], name: str) -> Predictions:
@@ -353,35 +393,6 @@ def _summary(
     meth = {m.name: i for i, m in enumerate(config.methods)}
     rank = out["scenario"].map(scen) * len(meth) + out["method"].map(meth)
     return out.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
-
-
-@contextmanager
-def _progress_bar(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar; ``advance(label)`` marks the start of the next step."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(
-        TextColumn("[bold]imputation[/] {task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False,
-    )  # fmt: skip
-    with bar:
-        task = bar.add_task("", total=total)
-        started = False
-
-        def advance(label: str) -> None:
-            nonlocal started
-            bar.update(task, advance=1 if started else 0, description=label)
-            started = True
-
-        yield advance
-        bar.update(task, completed=total, description="done")
 
 
 def package_versions() -> dict[str, str]:

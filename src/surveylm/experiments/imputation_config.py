@@ -48,6 +48,10 @@ class ImputationConfig(BaseModel):
         features: Questions / covariates the models see for each respondent.
         group_by: Optional question or covariate: population metrics are also reported
             within each of its values (e.g. party, age group).
+        min_group_n: Subgroups with fewer respondents in the full sample are skipped
+            (never estimated, never shown).
+        max_respondents: Draw this many respondents (seeded, without replacement) before
+            anything else — for smoke runs; ``None`` keeps everyone.
         scenarios: Non-response scenarios (MCAR, MAR, MNAR, convenience).
         methods: The methods compared.
         m: Imputations per missing-data draw (multiple imputation, Rubin 1987).
@@ -70,6 +74,8 @@ class ImputationConfig(BaseModel):
     target: str = Field(min_length=1)
     features: list[str] = Field(min_length=1)
     group_by: str | None = None
+    min_group_n: int = Field(30, ge=2)
+    max_respondents: int | None = Field(None, ge=10)
     scenarios: list[ScenarioConfig] = Field(min_length=1)
     methods: list[MethodConfig] = Field(min_length=1)
     m: int = Field(20, ge=2)

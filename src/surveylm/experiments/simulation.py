@@ -41,6 +41,7 @@ from surveylm.experiments.simulation_config import (
 from surveylm.items import ItemSet, build_group_items
 from surveylm.models import make_model, model_class
 from surveylm.models.base import Predictions
+from surveylm.progress import progress_bar
 from surveylm.splits import crossed_split, split_respondents
 from surveylm.survey import Survey
 
@@ -61,6 +62,9 @@ class SimulationResults:
         diversity: ``split, method, entropy_pred, entropy_human, spread_pred, spread_human``.
         robustness: ``split, method, variant, metric, value`` (variant = format or order).
         timings: ``method, fit_seconds, predict_seconds, n_train``.
+        distributions: Predicted and human distributions, long: ``split, method, item_id,
+            question_id, group_var, group, n, option, predicted, human`` — what
+            predicted-vs-human small multiples are drawn from.
         config / settings: What was run (sizes, held-out questions/groups, wall time).
     """
 
@@ -73,6 +77,7 @@ class SimulationResults:
     timings: pd.DataFrame
     config: SimulationConfig
     settings: dict[str, Any] = field(default_factory=dict)
+    distributions: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table(self, metrics: tuple[str, ...] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
         """Methods × (split, metric), ``"value [lo, hi]"`` strings; references last."""
@@ -95,7 +100,7 @@ class SimulationResults:
         directory = Path(directory)
         paths = []
         for name in ("overall", "per_item", "per_question", "per_group", "diversity",
-                     "robustness", "timings"):  # fmt: skip
+                     "robustness", "timings", "distributions"):  # fmt: skip
             paths += write_table(getattr(self, name), directory / name)
         with atomic_path(directory / "table.csv") as tmp:
             self.table().to_csv(tmp)
@@ -314,7 +319,7 @@ def run_simulation_benchmark(
     Args:
         config: A :class:`SimulationConfig` or the path of its YAML file.
         output_dir: Where to write the tidy results (``None``: nothing is written).
-        progress: Print one line per step.
+        progress: Show a progress bar over the methods.
 
     Returns:
         :class:`SimulationResults`; ``results.table()`` is the terminal table.
@@ -333,31 +338,34 @@ def run_simulation_benchmark(
     frames: dict[str, list[pd.DataFrame]] = {
         k: [] for k in ("overall", "per_item", "per_question", "per_group")
     }
-    div, rob, times = [], [], []
-    for n_method, method in enumerate(config.methods, start=1):
-        if progress:
-            print(f"[simulation] {n_method}/{len(config.methods)} {method.name}", flush=True)
-        t0 = time.perf_counter()
-        model = fit_method(method, train, train_s, config)
-        t1 = time.perf_counter()
-        pred = predict_named(model, allitems, method.name)
-        times.append(
-            {
-                "method": method.name,
-                "fit_seconds": t1 - t0,
-                "predict_seconds": time.perf_counter() - t1,
-                "n_train": len(train),
-            }
-        )
-        for split, items in tests.items():
-            ev = evaluate(items, {method.name: pred}, n_boot=config.n_boot, seed=config.seed,
-                          include_references=n_method == 1)  # fmt: skip
-            for key in frames:
-                frames[key].append(getattr(ev, key).assign(split=split))
-            div.append({"split": split, "method": method.name, **diversity(items, pred)})
-        wanted = method.model in LM_MODELS if rob_methods is None else method.name in rob_methods
-        if config.robustness is not None and wanted:
-            rob += robustness_rows(model, method.name, tests, config, country)
+    div, rob, times, dists = [], [], [], []
+    with progress_bar("simulation", len(config.methods), progress) as advance:
+        for n_method, method in enumerate(config.methods, start=1):
+            advance(method.name)
+            t0 = time.perf_counter()
+            model = fit_method(method, train, train_s, config)
+            t1 = time.perf_counter()
+            pred = predict_named(model, allitems, method.name)
+            times.append(
+                {
+                    "method": method.name,
+                    "fit_seconds": t1 - t0,
+                    "predict_seconds": time.perf_counter() - t1,
+                    "n_train": len(train),
+                }
+            )
+            for split, items in tests.items():
+                ev = evaluate(items, {method.name: pred}, n_boot=config.n_boot, seed=config.seed,
+                              include_references=n_method == 1)  # fmt: skip
+                for key in frames:
+                    frames[key].append(getattr(ev, key).assign(split=split))
+                div.append({"split": split, "method": method.name, **diversity(items, pred)})
+                dists.append(distribution_rows(items, pred).assign(split=split, method=method.name))
+            wanted = (
+                method.model in LM_MODELS if rob_methods is None else method.name in rob_methods
+            )
+            if config.robustness is not None and wanted:
+                rob += robustness_rows(model, method.name, tests, config, country)
     out = {k: _tidy(pd.concat(v, ignore_index=True)) for k, v in frames.items()}
     if not out["overall"].empty:
         refs = out["overall"][out["overall"]["reference"]]
@@ -369,10 +377,34 @@ def run_simulation_benchmark(
         per_group=out["per_group"], diversity=pd.DataFrame(div),
         robustness=pd.DataFrame(rob, columns=["split", "method", "variant", "metric", "value"]),
         timings=pd.DataFrame(times), config=config, settings=facts,
+        distributions=_leading(pd.concat(dists, ignore_index=True), ["split", "method"]),
     )  # fmt: skip
     if output_dir is not None:
         results.to_files(output_dir)
     return results
+
+
+def distribution_rows(items: ItemSet, pred: Predictions) -> pd.DataFrame:
+    """Long rows ``item_id, question_id, group_var, group, n, option, predicted, human``
+    of the items that have a human (target) distribution."""
+    pred = pred.for_items(items)
+    rows = []
+    frame = items.frame
+    for i, (target, p) in enumerate(zip(items.targets, pred.distributions, strict=True)):
+        if target is None:
+            continue
+        options = items.item_question(i).options
+        meta = frame.iloc[i]
+        for option, q, h in zip(options, p, target, strict=True):
+            rows.append({"item_id": meta["item_id"], "question_id": meta["question_id"],
+                         "group_var": meta["group_var"], "group": meta["group"],
+                         "n": meta["n"], "option": option, "predicted": float(q),
+                         "human": float(h)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _leading(frame: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
+    return frame[[*lead, *[c for c in frame.columns if c not in lead]]]
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
