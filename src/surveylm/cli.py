@@ -381,6 +381,45 @@ def benchmark_simulation_cmd(
         typer.echo(f"wrote results to {output}")
 
 
+@app.command("demo")
+def demo_cmd(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Run folder.")] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="One-minute smoke run (tiny settings).")
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of every random step.")] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Own demo config (YAML) instead of ours.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Impute vote choice and simulate group answers on ANES 1996; write report.html."""
+    with _friendly_errors():
+        from surveylm.experiments.demo import demo_config, demo_summary, run_demo
+
+        cfg = demo_config(quick=quick, seed=seed, path=config)
+        run_dir = output or Path("runs") / ("demo-quick" if quick else "demo")
+        results = run_demo(cfg, run_dir, quick=quick, progress=progress,
+                           command="surveylm " + " ".join(sys.argv[1:]))  # fmt: skip
+        imputation, simulation = demo_summary(results)
+        _show_table(imputation, "imputing vote choice (ANES 1996): respondents and population")
+        _show_table(simulation, "simulating group answer distributions: TV by split")
+        stages = ", ".join(f"{k} {v:.0f} s" for k, v in results.stage_seconds.items())
+        typer.echo(f"{stages}; {results.wall_seconds:.0f} s in all")
+        typer.echo(f"wrote {run_dir}/ and the report {results.report}")
+
+
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `surveylm demo`.")],
+) -> None:
+    """(Re)build RUN_DIR/report.html and RUN_DIR/figures/ from the run's result files."""
+    with _friendly_errors():
+        from surveylm.report import build_report
+
+        typer.echo(f"wrote {build_report(run_dir)}")
+
+
 @app.command("impute")
 def impute_cmd(
     survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],

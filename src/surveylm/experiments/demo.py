@@ -39,7 +39,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from surveylm.experiments.imputation_config import ImputationConfig
 from surveylm.experiments.simulation_config import SimulationConfig
 
-__all__ = ["DemoConfig", "DemoResults", "demo_config", "load_demo_config", "run_demo"]
+__all__ = [
+    "DemoConfig",
+    "DemoResults",
+    "demo_config",
+    "demo_summary",
+    "load_demo_config",
+    "run_demo",
+]
 
 
 class DemoConfig(BaseModel):
@@ -80,11 +87,17 @@ def load_demo_config(path: str | Path) -> DemoConfig:
     return load_config_file(path, DemoConfig)
 
 
-def demo_config(quick: bool = False, seed: int | None = None) -> DemoConfig:
-    """The packaged demo config (``--quick``: the one-minute smoke-run settings)."""
-    name = "demo_quick.yaml" if quick else "demo.yaml"
-    with resources.as_file(resources.files("surveylm.experiments") / "configs" / name) as path:
+def demo_config(
+    quick: bool = False, seed: int | None = None, path: str | Path | None = None
+) -> DemoConfig:
+    """The packaged demo config (``quick``: the one-minute smoke-run settings), or the one
+    at ``path``; ``seed`` replaces its seed."""
+    if path is not None:
         config = load_demo_config(path)
+    else:
+        name = "demo_quick.yaml" if quick else "demo.yaml"
+        with resources.as_file(resources.files("surveylm.experiments") / "configs" / name) as p:
+            config = load_demo_config(p)
     if seed is not None:
         config = DemoConfig.model_validate({**config.model_dump(), "seed": seed})
     return config
@@ -175,6 +188,24 @@ def run_demo(
     run_info["wall_seconds"] = out.wall_seconds
     atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
     return out
+
+
+def demo_summary(results: DemoResults) -> tuple[Any, Any]:
+    """The terminal summary: imputation (scenario × method: accuracy, log loss, vote-share
+    TV, Rubin-interval coverage) and simulation (method × split: TV)."""
+    import pandas as pd
+
+    imp = results.imputation.summary
+    cols = [c for c in ("accuracy", "log_loss", "tv", "coverage") if c in imp.columns]
+    imputation = imp[["scenario", "method", *cols]].rename(
+        columns={"log_loss": "log loss", "tv": "share TV", "coverage": "MI coverage"}
+    )
+    overall = results.simulation.overall
+    tv = overall[overall["metric"] == "tv"]
+    simulation = tv.pivot_table(index="method", columns="split", values="value", sort=False)
+    order = list(dict.fromkeys(tv["method"]))
+    simulation = simulation.reindex(order).reset_index()
+    return imputation.round(3), pd.DataFrame(simulation).round(3)
 
 
 def _now() -> str:

@@ -1,0 +1,142 @@
+"""The demo runner: packaged configs, the run folder, and numbers identical to the
+benchmark commands run on the configs the demo writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from surveylm.cli import app
+from surveylm.errors import ConfigError
+from surveylm.experiments.demo import DemoConfig, demo_config, demo_summary, run_demo
+
+BASELINES_IMP = [
+    {"name": "uniform", "model": "uniform"},
+    {"name": "marginal", "model": "question-marginal"},
+    {"name": "logistic", "model": "logistic"},
+]
+BASELINES_SIM = [
+    {"name": "uniform", "model": "uniform"},
+    {"name": "question marginal", "model": "question-marginal"},
+    {"name": "group marginal", "model": "group-marginal"},
+]
+
+
+def small_demo_config(seed: int = 3) -> DemoConfig:
+    """The quick demo with baseline methods only (seconds, no language model)."""
+    raw = demo_config(quick=True).model_dump()
+    raw["seed"] = seed
+    raw["imputation"]["methods"] = BASELINES_IMP
+    raw["simulation"]["methods"] = BASELINES_SIM
+    raw["simulation"]["robustness"] = None
+    raw["simulation"]["data_efficiency"]["methods"] = ["group marginal"]
+    return DemoConfig.model_validate(raw)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("demo")
+    results = run_demo(small_demo_config(), run_dir, progress=False, report=False)
+    return run_dir, results
+
+
+def test_packaged_configs_load_and_share_one_seed():
+    full, quick = demo_config(), demo_config(quick=True)
+    assert full.imputation.dataset == quick.imputation.dataset == "anes1996"
+    assert {m.model for m in full.imputation.methods} >= {
+        "catboost", "chained-equations", "encoder", "uniform", "question-marginal"
+    }  # fmt: skip
+    assert {m.model for m in full.simulation.methods} >= {"encoder", "dsa", "group-marginal"}
+    seeded = demo_config(seed=11)
+    assert seeded.seed == seeded.imputation.seed == seeded.simulation.seed == 11
+    assert quick.imputation.max_respondents is not None and full.imputation.max_respondents is None
+
+
+def test_bad_demo_config_names_the_field(tmp_path):
+    path = tmp_path / "demo.yaml"
+    raw = small_demo_config().model_dump(mode="json")
+    raw["imputation"]["epochs"] = 3
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"imputation\.epochs"):
+        demo_config(path=path)
+
+
+def test_run_folder_holds_config_versions_seed_and_results(demo_run):
+    run_dir, results = demo_run
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["seed"] == 3 and set(info["stage_seconds"]) == {
+        "imputation", "simulation", "data_efficiency"
+    }  # fmt: skip
+    assert "torch" in json.loads((run_dir / "versions.json").read_text())
+    assert (
+        DemoConfig.model_validate(
+            __import__("yaml").safe_load((run_dir / "config.yaml").read_text())
+        )
+        == small_demo_config()
+    )
+    for name in ("summary", "respondent", "population", "coverage", "predictions"):
+        assert (run_dir / "imputation" / f"{name}.parquet").is_file()
+        assert (run_dir / "imputation" / f"{name}.csv").is_file()
+    for name in ("overall", "distributions", "data_efficiency"):
+        assert (run_dir / "simulation" / f"{name}.parquet").is_file()
+    imputation, simulation = demo_summary(results)
+    assert list(imputation["method"].unique()) == ["uniform", "marginal", "logistic"]
+    assert "seen_q/unseen_g" in simulation.columns
+
+
+def test_demo_numbers_equal_the_benchmark_commands(demo_run, tmp_path):
+    run_dir, _ = demo_run
+    runner = CliRunner()
+    for kind, table in (("imputation", "summary"), ("simulation", "overall")):
+        out = tmp_path / kind
+        result = runner.invoke(
+            app, ["benchmark", kind, str(run_dir / kind / "config.yaml"), "-o", str(out),
+                  "--no-progress"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        demo = pd.read_parquet(run_dir / kind / f"{table}.parquet")
+        bench = pd.read_parquet(out / f"{table}.parquet")
+        drop = [c for c in ("seconds_per_fit",) if c in demo.columns]
+        pd.testing.assert_frame_equal(demo.drop(columns=drop), bench.drop(columns=drop))
+
+
+def test_imputed_respondents_distributions_are_kept(demo_run):
+    run_dir, results = demo_run
+    pred = pd.read_parquet(run_dir / "imputation" / "predictions.parquet")
+    keys = ["scenario", "method", "rep", "unit", "respondent_id"]
+    per = pred.groupby(keys)
+    np.testing.assert_allclose(per["prob"].sum(), 1.0, atol=1e-9)
+    assert (per["observed"].sum() == 1).all()
+    timings = results.imputation.timings
+    for (scenario, method, rep, unit), part in pred.groupby(keys[:4]):
+        row = timings[(timings["scenario"] == scenario) & (timings["method"] == method)
+                      & (timings["rep"] == rep) & (timings["unit"] == unit)]  # fmt: skip
+        assert part["respondent_id"].nunique() == int(row["n_imputed"].iloc[0])
+    # The logistic model is right more often than chance about the vote.
+    logit = pred[(pred["method"] == "logistic") & (pred["observed"] == 1)]
+    assert logit["prob"].mean() > 0.6
+
+
+def test_predicted_and_human_distributions_are_kept(demo_run):
+    run_dir, _ = demo_run
+    dist = pd.read_parquet(run_dir / "simulation" / "distributions.parquet")
+    per = dist.groupby(["split", "method", "item_id"])
+    np.testing.assert_allclose(per["predicted"].sum(), 1.0, atol=1e-9)
+    np.testing.assert_allclose(per["human"].sum(), 1.0, atol=1e-9)
+    assert dist["n"].min() >= small_demo_config().simulation.min_n
+    assert set(dist["split"]) >= {"seen_q/unseen_g", "unseen_q/seen_g"}
+
+
+def test_subgroups_below_min_group_n_are_never_estimated(demo_run):
+    run_dir, _ = demo_run
+    pop = pd.read_parquet(run_dir / "imputation" / "population.parquet")
+    sub = pop[pop["group"].notna()]
+    assert not sub.empty and sub["n_group"].min() >= 30
+    full = pop[pop["group"].isna()]
+    assert (full["n_group"] == 300).all()  # the quick config's max_respondents
