@@ -42,6 +42,7 @@ from torch import nn
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.hf_loading import quiet_loading
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -99,8 +100,9 @@ def load_sentence_encoder(model_name: str | Path | None = None) -> tuple[Any, An
         try:
             kw = dict(local_files_only=local_only, trust_remote_code=False)
             src = str(local) if local.is_dir() else name
-            model = AutoModel.from_pretrained(src, use_safetensors=True, **kw)
-            tokenizer = AutoTokenizer.from_pretrained(src, **kw)
+            with quiet_loading():  # 22M weights: a bar per fit is noise
+                model = AutoModel.from_pretrained(src, use_safetensors=True, **kw)
+                tokenizer = AutoTokenizer.from_pretrained(src, **kw)
             break
         except (OSError, ValueError) as exc:
             last = exc

@@ -8,12 +8,20 @@ hub id or local folder works, and nothing assumes a hub is reachable. Failures b
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from surveylm.errors import ModelError, SurveyLMError
 
-__all__ = ["load_causal_lm", "looks_local", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "load_causal_lm",
+    "looks_local",
+    "quiet_loading",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -50,6 +58,21 @@ def looks_local(name: str) -> bool:
         or name.count("/") > 1
         or (len(name) > 1 and name[1] == ":")  # C:\...
     )
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" bar (a runner loads a model per fit;
+    the runners' own progress bars say what is happening)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_causal_lm(
