@@ -98,28 +98,10 @@ def run_data_efficiency(
 
 
 def plot_curves(worth: pd.DataFrame, stem: Path, metric: str = "tv") -> list[Path]:
-    """Error vs fraction per method with min-max bands, as PNG and SVG (atomic)."""
-    import matplotlib
+    """Error vs fraction per method with min-max bands and equivalent fractions, as PNG and
+    SVG (atomic): the report's figure (:func:`surveylm.report.figures.data_efficiency`)."""
+    from surveylm.report.figures import data_efficiency, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from surveylm.io.atomic import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, part in worth.groupby("method", sort=False):
-        ax.plot(part["fraction"], part["value"], marker="o", label=str(name))
-        ax.fill_between(part["fraction"], part["band_low"], part["band_high"], alpha=0.2)
-    ax.set_xscale("log")
-    ax.set_xlabel("fraction of training respondents")
-    ax.set_ylabel(f"{metric.upper()} to held-out group distributions")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths = []
-    for ext in ("png", "svg"):
-        path = Path(stem).with_suffix(f".{ext}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=120)
-        paths.append(path)
-    plt.close(fig)
-    return paths
+    stem = Path(stem)
+    save_figure(data_efficiency(worth, metric), stem)
+    return [stem.with_name(f"{stem.name}.{ext}") for ext in ("png", "svg")]

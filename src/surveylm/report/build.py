@@ -1,0 +1,442 @@
+"""``build_report(run_dir)``: figures (PNG + SVG) and the self-contained ``report.html``.
+
+Drawn from the run folder's files only (:func:`surveylm.report.data.load_run`), so
+``surveylm report RUN_DIR`` rebuilds the page anywhere; a missing part (no simulation,
+no data-efficiency curves, ...) becomes a one-line note, and a figure that cannot be drawn
+becomes a note naming the error instead of stopping the report.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from surveylm.report import figures as F
+from surveylm.report.data import SPLIT_LABELS, RunData, load_run
+from surveylm.report.findings import findings
+from surveylm.report.html import (
+    Figure,
+    ci_table,
+    esc,
+    note,
+    page,
+    run_summary_rows,
+    section,
+    table_html,
+)
+from surveylm.report.methods import MULTIPLE_IMPUTATION, methods_html, used_format
+
+__all__ = ["FIGURES", "build_report"]
+
+#: Every figure the report can hold (file stem under ``RUN/figures``).
+FIGURES = (
+    "vote_share",
+    "respondent_metrics",
+    "reliability",
+    "distribution_metrics",
+    "predicted_vs_human",
+    "data_efficiency",
+)
+#: Short link texts of the sections.
+NAV_LABELS = {
+    "vote-share": "Shares", "respondent": "Respondents", "calibration": "Calibration",
+    "coverage": "Coverage", "distribution": "Group distributions", "examples": "Examples",
+    "data-efficiency": "Data efficiency", "imputation": "Imputation", "simulation": "Simulation",
+}  # fmt: skip
+#: Simulation ``min_n`` when a run folder has no simulation config (the config default).
+DEFAULT_MIN_N = 20
+
+
+def _names(cfg: dict[str, Any], key: str = "methods") -> list[str]:
+    return [str(m.get("name")) for m in cfg.get(key) or [] if isinstance(m, dict)]
+
+
+def _scenario_names(cfg: dict[str, Any]) -> list[str]:
+    return [str(s["name"]) for s in cfg.get("scenarios") or [] if s.get("name")]
+
+
+def _question_texts(dataset: str | None) -> dict[str, str]:
+    """Question texts of a built-in dataset (empty for a file or when it cannot load)."""
+    try:
+        from surveylm.datasets import DATASETS, load_dataset
+
+        if dataset not in DATASETS:
+            return {}
+        return {k: str(q.text) for k, q in load_dataset(dataset).questions.items()}
+    except Exception:  # the report never fails for a caption
+        return {}
+
+
+class _Builder:
+    def __init__(self, data: RunData) -> None:
+        self.data = data
+        self.fig_dir = data.run_dir / "figures"
+        self.drawn: list[str] = []
+        self.imp_cfg = (data.imputation or {}).get("config") or {}
+        self.sim_cfg = (data.simulation or {}).get("config") or {}
+
+    def figure(self, name: str, draw: Callable[[], Any], alt: str, caption: str) -> str:
+        """Draw, save (PNG + SVG) and embed one figure; a note if drawing fails."""
+        try:
+            fig = draw()
+            out = F.save_figure(fig, self.fig_dir / name)
+        except Exception as exc:  # a broken part of a run must not lose the whole report
+            warnings.warn(f"report: figure '{name}' not drawn: {exc}", stacklevel=2)
+            return note(f"Figure '{name}' could not be drawn ({type(exc).__name__}: {exc}).")
+        self.drawn.append(name)
+        return Figure(name, out["png"], alt, caption).html()
+
+    # -- sections ---------------------------------------------------------------------------
+    def header(self) -> str:
+        d = self.data
+        target = self.imp_cfg.get("target")
+        parts = []
+        if d.imputation is not None:
+            parts.append(
+                f"how well each method fills in answers to <b>{esc(target)}</b> that were "
+                "hidden at random or by a convenience sample — respondent by respondent, and "
+                "as the full-sample share with multiple-imputation intervals"
+            )
+        if d.simulation is not None:
+            parts.append(
+                "how well each method predicts how <b>groups</b> of respondents answer, "
+                "including questions and groups it never saw in training, against held-out "
+                "respondents, the uniform guess and the sampling-noise floor"
+            )
+        what = (
+            "<p><b>What this shows.</b> On the "
+            f"{esc(d.dataset or 'survey')} data this run compares "
+            + "; and ".join(parts)
+            + ". Every interval is a 95% interval; every number below comes from the tidy "
+            "files in this run folder.</p>"
+        )
+        if d.run.get("quick"):
+            what += (
+                "<p class='warn'>This is a <code>--quick</code> smoke run: tiny settings "
+                "that show everything runs, not what the methods can do.</p>"
+            )
+        groups = [(name, items) for name, items in findings(d) if items]
+        found = "".join(
+            f"<p><b>{esc(name)}</b></p><ul class='findings'>"
+            + "".join(f"<li>{esc(t)}</li>" for t in items)
+            + "</ul>"
+            for name, items in groups
+        )
+        if found:
+            found = "<h3>Key findings (computed from the results)</h3>" + found
+        meta = table_html(run_summary_rows(d), cls="meta", header=False)
+        return section("summary", "Run", meta + what + found)
+
+    def imputation(self) -> list[tuple[str, str, str]]:
+        d = self.data
+        if d.imputation is None:
+            return [("imputation", "Imputation", note(d.notes["imputation"]))]
+        cfg = self.imp_cfg
+        methods, scenarios = _names(cfg), _scenario_names(cfg)
+        target = cfg.get("target", "the target")
+        out = []
+        pop = d.table("imputation", "population")
+        body = (
+            self.figure(
+                "vote_share",
+                lambda: F.vote_share(pop, methods, scenarios),
+                f"Estimated full-sample share of the first answer to {target} per method and "
+                "scenario, with Rubin intervals and the true share as a dashed line",
+                f"Full-sample share of the first option of <b>{esc(target)}</b> estimated from the "
+                f"observed answers plus m = {esc(cfg.get('m', '?'))} imputations per method, "
+                "pooled by Rubin's rules (dot = estimate, whisker = 95% interval; MCAR scenarios "
+                "have one estimate per fold). Dashed line: the true share in the full sample.",
+            )
+            if pop is not None
+            else note("No population results (population.parquet absent).")
+        )
+        out.append(("vote-share", "Imputation: estimated shares with Rubin intervals", body))
+
+        resp = d.table("imputation", "respondent")
+        if resp is not None:
+            body = self.figure(
+                "respondent_metrics",
+                lambda: F.respondent_metrics(resp, methods, scenarios),
+                "Accuracy and log loss of the imputed respondents per method and scenario",
+                "Scored on the respondents whose answer was hidden (survey-weighted; 95% "
+                "paired-bootstrap intervals). Higher accuracy and lower log loss are better; "
+                "the dotted line is the uniform guess.",
+            )
+        else:
+            body = note("No respondent-level results (respondent.parquet absent).")
+        summary = d.table("imputation", "summary")
+        if summary is not None:
+            names = {
+                "scenario": "scenario", "method": "method", "accuracy": "accuracy",
+                "log_loss": "log loss", "brier": "Brier", "tv": "share TV",
+                "subgroup_tv": "subgroup share TV", "seconds_per_fit": "seconds per fit",
+            }  # fmt: skip
+            shown = summary[[c for c in names if c in summary.columns]].rename(columns=names)
+            body += (
+                "<h3>Summary table</h3>"
+                + table_html(shown, {"seconds per fit": 2})
+                + (
+                    "<p class='note'>Share TV: total variation between the estimated and the true "
+                    "full-sample shares (observed plus expected imputed answers); "
+                    "subgroup share TV: the same within subgroups of "
+                    f"{esc(cfg.get('group_by') or '—')} with at least "
+                    f"{esc(cfg.get('min_group_n', '?'))} respondents.</p>"
+                )
+            )
+        out.append(("respondent", "Imputation: respondent-level accuracy", body))
+
+        pred = d.table("imputation", "predictions")
+        body = (
+            self.figure(
+                "reliability",
+                lambda: F.reliability(pred, methods, scenarios),
+                "Reliability diagram of imputed respondents' predicted probabilities, one panel "
+                "per scenario, with the expected calibration error of each method",
+                "Predicted probability (binned in tenths) against how often that answer was the "
+                "true one (weighted). On the dotted diagonal a method is calibrated. One panel per "
+                "scenario because a convenience sample changes who is imputed, and calibration "
+                "with it. ECE: weighted mean gap to the diagonal. Bins with fewer than 5 "
+                "respondents are not drawn; the uniform guess is a single point at 1/k and left "
+                "out.",
+            )
+            if pred is not None
+            else note(
+                "No respondent predictions (predictions.parquet absent): no reliability diagram."
+            )
+        )
+        out.append(("calibration", "Imputation: calibration", body))
+
+        cov = d.table("imputation", "coverage")
+        if cov is not None:
+            options = list(dict.fromkeys(cov["option"]))
+            if len(options) == 2:
+                cov = cov[cov["option"] == options[0]]
+            show = cov.assign(
+                mean_width=100 * cov["mean_width"], bias=100 * cov["bias"], rmse=100 * cov["rmse"]
+            )[["scenario", "method", "option", "draws", "coverage", "mean_width", "bias", "rmse"]]
+            show = show.rename(
+                columns={
+                    "mean_width": "mean width (pts)",
+                    "bias": "bias (pts)",
+                    "rmse": "RMSE (pts)",
+                }
+            )
+            level = cfg.get("level", 0.95)
+            body = (
+                f"<p>Share of missing-data draws whose {100 * float(level):.0f}% Rubin "
+                "interval contains the true full-sample share, and the intervals' mean width "
+                "in percentage points. With few draws per scenario coverage is coarse (it "
+                "is 0 or 1 for a single draw).</p>"
+                + table_html(
+                    show, {"coverage": 2, "mean width (pts)": 1, "bias (pts)": 1, "RMSE (pts)": 1}
+                )
+            )
+        else:
+            body = note("No coverage results (coverage.parquet absent).")
+        out.append(("coverage", "Multiple imputation: coverage and interval width", body))
+        return out
+
+    def simulation(self) -> list[tuple[str, str, str]]:
+        d = self.data
+        if d.simulation is None:
+            return [("simulation", "Simulation", note(d.notes["simulation"]))]
+        cfg = self.sim_cfg
+        methods = _names(cfg)
+        out = []
+        overall = d.table("simulation", "overall")
+        if overall is not None:
+            body = self.figure(
+                "distribution_metrics",
+                lambda: F.distribution_metrics(overall, methods),
+                "Total variation, Wasserstein distance and Jensen-Shannon divergence of "
+                "predicted to held-out group distributions per method and split",
+                "Distance between each method's predicted and the held-out respondents' answer "
+                "distribution, averaged over question × group items (95% bootstrap intervals "
+                "over items). Lower is better. Dotted: the uniform distribution; dashed: the "
+                "sampling-noise floor (a second sample of the same size from the true "
+                "distribution is this far off).",
+            )
+            tv = overall[overall["metric"] == "tv"]
+            body += "<h3>Total variation by split</h3>" + table_html(
+                ci_table(
+                    tv,
+                    "method",
+                    "split",
+                    [*methods, "uniform (ref)", "noise floor (ref)"],
+                    list(SPLIT_LABELS),
+                )
+            )
+        else:
+            body = note("No overall simulation results (overall.parquet absent).")
+        out.append(("distribution", "Simulation: distance to human answer distributions", body))
+
+        dist = d.table("simulation", "distributions")
+        min_n = int(cfg.get("min_n", DEFAULT_MIN_N))
+        if dist is not None:
+            pairs = F.example_pairs(dist, min_n, k=6, seed=int(cfg.get("seed", 0)))
+            if len(pairs):
+                texts = _question_texts(d.dataset)
+                body = self.figure(
+                    "predicted_vs_human",
+                    lambda: F.predicted_vs_human(dist, pairs, methods, question_text=texts),
+                    "Predicted and human answer distributions for six question and group "
+                    "pairs, unseen groups and questions first",
+                    "Grey bars: the held-out respondents of the group; markers: each method's "
+                    "prediction. Items on unseen questions and unseen groups are shown first. "
+                    f"Only groups with at least {min_n} respondents (the config's min_n) are "
+                    "ever shown.",
+                )
+            else:
+                body = note(f"No question × group item with at least {min_n} respondents.")
+        else:
+            body = note("No predicted distributions (distributions.parquet absent).")
+        out.append(("examples", "Simulation: predicted vs human distributions", body))
+
+        if d.data_efficiency is None:
+            body = note(d.notes.get("data_efficiency", "no data-efficiency results"))
+        else:
+            worth = d.data_efficiency[0]
+            body = self.figure(
+                "data_efficiency",
+                lambda: F.data_efficiency(worth, methods=methods),
+                "Error against the share of training respondents used, per method, with "
+                "bands over subsamples and each method's equivalent fraction",
+                "Each method is trained on a random share of the training respondents and "
+                "scored (TV) on the held-out half's seen question × group items; the black "
+                "curve is that share's own group distributions. 'Worth x%': the share of real "
+                "training data whose error the method matches at full data (DSA, Huang, Li, "
+                "Shao 2025); '≤' where it is worse than the smallest share run. Bands: "
+                "min–max over subsamples.",
+            )
+            show = worth.assign(
+                fraction=100 * worth["fraction"],
+                equivalent_fraction=100 * worth["equivalent_fraction"],
+            ).rename(
+                columns={
+                    "fraction": "training share (%)",
+                    "value": "TV",
+                    "band_low": "band low",
+                    "band_high": "band high",
+                    "equivalent_fraction": "worth (% of data)",
+                }
+            )
+            body += table_html(show, {"training share (%)": 0, "worth (% of data)": 0})
+        out.append(("data-efficiency", "Data efficiency", body))
+        return out
+
+    def methods(self) -> str:
+        d = self.data
+        body = f"<p>Seed of every random step: <b>{esc(d.seed)}</b>.</p>"
+        if d.imputation is not None:
+            cfg = self.imp_cfg
+            scen = "; ".join(
+                f"{s.get('name', s.get('kind'))} ({_scenario_text(s)})"
+                for s in cfg.get("scenarios") or []
+            )
+            body += (
+                f"<h3>Imputation</h3><p>Target <b>{esc(cfg.get('target'))}</b> from "
+                f"{esc(', '.join(cfg.get('features') or []))}; scenarios: {esc(scen)}; "
+                f"m = {esc(cfg.get('m'))} imputations, {esc(cfg.get('repetitions', 1))} "
+                f"repetition(s), {esc(cfg.get('n_boot'))} bootstrap resamples. "
+                f"{esc(MULTIPLE_IMPUTATION)}</p>" + methods_html(cfg, "respondent")
+            )
+        if d.simulation is not None:
+            cfg = self.sim_cfg
+            groups = ", ".join(
+                g if isinstance(g, str) else " × ".join(g) for g in cfg.get("group_by") or []
+            )
+            body += (
+                f"<h3>Simulation</h3><p>Questions {esc(', '.join(cfg.get('questions') or []))}"
+                f" by {esc(groups)}; group cells below min_n = {esc(cfg.get('min_n'))} "
+                f"respondents suppressed; {100 * float(cfg.get('test_fraction', 0.5)):.0f}% "
+                "of respondents held out as the truth; unseen questions "
+                f"{esc(', '.join(cfg.get('test_questions') or ['drawn with the seed']))}, "
+                f"unseen groups {esc(_unseen_groups(d))}.</p>" + methods_html(cfg, "group")
+            )
+        body += self.formats()
+        return section("methods", "Methods", body)
+
+    def formats(self) -> str:
+        """The templates of the prompt formats the language models used."""
+        seen: dict[str, Any] = {}
+        for cfg, kind in ((self.imp_cfg, "respondent"), (self.sim_cfg, "group")):
+            for m in cfg.get("methods") or []:
+                fmt = used_format(str(m.get("model")), dict(m.get("params") or {}), kind)
+                if fmt is not None:
+                    seen.setdefault(fmt.name, fmt)
+        if not seen:
+            return ""
+        blocks = "".join(
+            f"<p><b>{esc(name)}</b> ({esc(fmt.citation)})</p><pre>{esc(fmt.template)}</pre>"
+            for name, fmt in seen.items()
+        )
+        return (
+            "<h3>Prompt formats</h3><p>Placeholders are filled from the item; the encoder "
+            "drops the option list and answer cue and embeds each option's text.</p>" + blocks
+        )
+
+    def reproduce(self) -> str:
+        d = self.data
+        run = esc(d.run_dir)
+        seed = "" if d.seed is None else f" --seed {d.seed}"
+        quick = " --quick" if d.run.get("quick") else ""
+        lines = []
+        if d.config:
+            lines.append(("the packaged demo with this seed", f"surveylm demo{quick}{seed} -o DIR"))
+            lines.append(
+                ("exactly this run's config", f"surveylm demo --config {run}/config.yaml -o DIR")
+            )
+        if d.imputation is not None:
+            lines.append(
+                (
+                    "the imputation comparison alone",
+                    f"surveylm benchmark imputation {run}/imputation/config.yaml -o DIR",
+                )
+            )
+        if d.simulation is not None:
+            de = " --data-efficiency" if d.data_efficiency is not None else ""
+            lines.append(
+                (
+                    "the simulation comparison alone",
+                    f"surveylm benchmark simulation {run}/simulation/config.yaml{de} -o DIR",
+                )
+            )
+        lines.append(("this page, from the files of the run", f"surveylm report {run}"))
+        body = "".join(f"<p>{esc(what)}:</p><pre><code>{cmd}</code></pre>" for what, cmd in lines)
+        return section("reproduce", "Reproduce", f"<div class='box'>{body}</div>")
+
+
+def _scenario_text(s: dict[str, Any]) -> str:
+    keys = [k for k in s if k not in ("name", "kind")]
+    return s.get("kind", "") + (": " if keys else "") + ", ".join(f"{k} {s[k]}" for k in keys)
+
+
+def _unseen_groups(d: RunData) -> str:
+    groups = ((d.simulation or {}).get("settings") or {}).get("test_groups")
+    return "; ".join(groups) if groups else "drawn with the seed"
+
+
+def build_report(run_dir: str | Path) -> Path:
+    """(Re)write ``RUN_DIR/figures/*.png|svg`` and ``RUN_DIR/report.html`` from the run's
+    files; returns the path of ``report.html``. Parts the run lacks are skipped with a
+    note; figures of an earlier build that can no longer be drawn are removed."""
+    from surveylm.io.atomic import atomic_write_text
+
+    data = load_run(run_dir)
+    b = _Builder(data)
+    header = b.header()
+    sections = b.imputation() + b.simulation()
+    body = header + "".join(section(sid, title, html) for sid, title, html in sections)
+    body += b.methods() + b.reproduce()
+    nav = [("summary", "Run")] + [(sid, NAV_LABELS.get(sid, sid)) for sid, _, _ in sections]
+    nav += [("methods", "Methods"), ("reproduce", "Reproduce")]
+    for name in FIGURES:
+        if name not in b.drawn:
+            for ext in ("png", "svg"):
+                (b.fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
+    title = f"surveylm report: {data.dataset or data.run_dir.name}"
+    subtitle = _html.escape(f"run folder {data.run_dir.name}")
+    return atomic_write_text(data.run_dir / "report.html", page(title, subtitle, nav, body))

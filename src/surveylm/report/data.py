@@ -1,0 +1,152 @@
+"""Read a run folder back for the report: every part optional, nothing recomputed.
+
+The report is drawn from the files a run wrote (``surveylm demo`` or the benchmark
+commands writing into ``RUN/imputation`` and ``RUN/simulation``), so ``surveylm report
+RUN_DIR`` can rebuild it anywhere. A part that is missing or unreadable is ``None`` and
+its reason is kept in :attr:`RunData.notes`, so the page can say why a section is absent.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+__all__ = ["SPLIT_LABELS", "RunData", "load_run"]
+
+#: Readable names of the simulation splits (held-out questions × held-out groups).
+SPLIT_LABELS = {
+    "seen_q/seen_g": "seen questions × seen groups",
+    "seen_q/unseen_g": "seen questions × unseen groups",
+    "unseen_q/seen_g": "unseen questions × seen groups",
+    "unseen_q/unseen_g": "unseen questions × unseen groups",
+}
+IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings")
+SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings")
+
+
+@dataclass
+class RunData:
+    """What a run folder holds (``None`` where a file is absent).
+
+    Attributes:
+        run_dir: The folder.
+        run: ``run.json`` (seed, command, start/end, stage wall times).
+        versions: ``versions.json`` (package versions).
+        config: ``config.yaml`` of the whole run (a demo config), if any.
+        imputation / simulation: Tables by name, plus ``"config"`` and ``"settings"``
+            (the section's YAML config and settings JSON) — ``None`` when the folder is
+            absent.
+        data_efficiency: ``(worth, curves)`` frames of the data-efficiency run, if any.
+        notes: Why a part is missing, by part name.
+    """
+
+    run_dir: Path
+    run: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    imputation: dict[str, Any] | None = None
+    simulation: dict[str, Any] | None = None
+    data_efficiency: tuple[pd.DataFrame, pd.DataFrame | None] | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int | None:
+        """The run's seed (``run.json``, else a section config)."""
+        for source in (self.run, self.config, *self._section_configs()):
+            if isinstance(source, dict) and source.get("seed") is not None:
+                return int(source["seed"])
+        return None
+
+    @property
+    def dataset(self) -> str | None:
+        """The dataset name of the first section that names one."""
+        for cfg in self._section_configs():
+            if cfg.get("dataset"):
+                return str(cfg["dataset"])
+        return None
+
+    def _section_configs(self) -> list[dict[str, Any]]:
+        return [s["config"] for s in (self.imputation, self.simulation) if s and s.get("config")]
+
+    def table(self, section: str, name: str) -> pd.DataFrame | None:
+        """One table of a section (``None`` when the section or the table is absent)."""
+        part = getattr(self, section)
+        if part is None:
+            return None
+        frame = part.get(name)
+        return frame if isinstance(frame, pd.DataFrame) and len(frame) else None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_table(stem: Path) -> pd.DataFrame | None:
+    """``stem.parquet``, else ``stem.csv``; ``None`` when neither can be read."""
+    for ext, reader in (("parquet", pd.read_parquet), ("csv", pd.read_csv)):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        if path.is_file():
+            try:
+                return reader(path)
+            except Exception:  # a damaged file: try the other format, then give up
+                continue
+    return None
+
+
+def _section(folder: Path, names: tuple[str, ...]) -> dict[str, Any] | None:
+    if not folder.is_dir():
+        return None
+    part: dict[str, Any] = {name: _read_table(folder / name) for name in names}
+    part["config"] = _read_yaml(folder / "config.yaml")
+    part["settings"] = _read_json(folder / "settings.json")
+    if all(part[name] is None for name in names):
+        return None
+    return part
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Read whatever ``run_dir`` holds (see :class:`RunData`); never raises for a missing
+    part, only for a ``run_dir`` that is not a folder."""
+    from surveylm.errors import DataError
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DataError(f"report: run folder '{run_dir}' does not exist")
+    data = RunData(
+        run_dir=run_dir,
+        run=_read_json(run_dir / "run.json"),
+        versions=_read_json(run_dir / "versions.json"),
+        config=_read_yaml(run_dir / "config.yaml"),
+        imputation=_section(run_dir / "imputation", IMPUTATION_TABLES),
+        simulation=_section(run_dir / "simulation", SIMULATION_TABLES),
+    )
+    if data.imputation is None:
+        data.notes["imputation"] = "no imputation results in this run (imputation/ is absent)"
+    if data.simulation is None:
+        data.notes["simulation"] = "no simulation results in this run (simulation/ is absent)"
+    worth = _read_table(run_dir / "simulation" / "data_efficiency")
+    if worth is not None and len(worth):
+        curves = _read_table(run_dir / "simulation" / "data_efficiency_curves")
+        data.data_efficiency = (worth, curves)
+    else:
+        data.notes["data_efficiency"] = "no data-efficiency results in this run"
+    if not data.versions and data.imputation:
+        data.versions = dict(data.imputation["settings"].get("versions", {}))
+    return data
