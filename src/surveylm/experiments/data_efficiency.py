@@ -5,9 +5,11 @@ subsampled at several fractions; group distributions of each subsample train eve
 and are themselves "the training data" prediction. Everything is scored (TV) against the
 held-out half's group distributions on the seen question × group cells. For each method
 and fraction, the *equivalent fraction* is where the training-data curve (mean over
-subsamples, linearly interpolated) reaches the method's error; the band is the range
-(min-max) over subsamples. Note: the truth is the held-out half, not the full sample, so
-no method is scored on respondents it was trained on.
+subsamples, linearly interpolated) reaches the method's error. The band is a percentile
+bootstrap over items (95 %): items are resampled, each item's error averaged over the
+subsamples, so it holds both the subsampling and the item-sampling variation. Note: the
+truth is the held-out half, not the full sample, so no method is scored on respondents it
+was trained on.
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ def run_data_efficiency(
     metric: str = "tv",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Curves ``(method, fraction, subsample, value)`` and the worth table
-    ``(method, fraction, value, band_low, band_high, equivalent_fraction)``; writes both
-    (Parquet + CSV) and ``data_efficiency.png/.svg`` to ``output_dir``."""
+    ``(method, fraction, value, band_low, band_high, equivalent_fraction)`` (bands: 95 %
+    bootstrap over items, ``config.n_boot`` resamples); writes both (Parquet + CSV) and
+    ``data_efficiency.png/.svg`` to ``output_dir``."""
     if not isinstance(config, SimulationConfig):
         config = load_simulation_config(config)
     de = config.data_efficiency
@@ -61,7 +64,7 @@ def run_data_efficiency(
     methods = [m for m in config.methods if m.fit and m.model != "training-data"]
     if de.methods is not None:
         methods = [m for m in methods if m.name in de.methods]
-    rows = []
+    rows, item_rows = [], []
     total = len(de.fractions) * de.subsamples
     with progress_bar("data efficiency", total, progress) as advance:
         for f in de.fractions:
@@ -80,10 +83,13 @@ def run_data_efficiency(
                     rows.append(
                         {"method": r.model, "fraction": f, "subsample": b, "value": r.value}
                     )
+                per_item = ev.per_item[["model", "item_id", metric]].dropna(subset=[metric])
+                item_rows.append(per_item.assign(fraction=f, subsample=b))
     curves = pd.DataFrame(rows)
     agg = curves.groupby(["method", "fraction"], sort=False)["value"]
-    worth = agg.mean().rename("value").to_frame().join(agg.min().rename("band_low"))
-    worth = worth.join(agg.max().rename("band_high")).reset_index()
+    worth = agg.mean().rename("value").to_frame().reset_index()
+    bands = _bootstrap_bands(pd.concat(item_rows), metric, max(config.n_boot, 100), config.seed)
+    worth = worth.merge(bands, on=["method", "fraction"], how="left")
     ref = worth[worth["method"] == "training data"]
     worth["equivalent_fraction"] = [
         equivalent_fraction(ref["fraction"].to_numpy(), ref["value"].to_numpy(), v)
@@ -97,8 +103,24 @@ def run_data_efficiency(
     return curves, worth
 
 
+def _bootstrap_bands(
+    per_item: pd.DataFrame, metric: str, n_boot: int, seed: int, level: float = 0.95
+) -> pd.DataFrame:
+    """Percentile bootstrap over items of the mean error (items' errors averaged over
+    subsamples first): ``method, fraction, band_low, band_high``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    item_means = per_item.groupby(["model", "fraction", "item_id"], sort=False)[metric].mean()
+    for (method, fraction), values in item_means.groupby(level=[0, 1], sort=False):
+        v = values.to_numpy(dtype=float)
+        boot = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+        lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+        rows.append({"method": method, "fraction": fraction, "band_low": lo, "band_high": hi})
+    return pd.DataFrame(rows)
+
+
 def plot_curves(worth: pd.DataFrame, stem: Path, metric: str = "tv") -> list[Path]:
-    """Error vs fraction per method with min-max bands and equivalent fractions, as PNG and
+    """Error vs fraction per method with bootstrap bands and equivalent fractions, as PNG and
     SVG (atomic): the report's figure (:func:`surveylm.report.figures.data_efficiency`)."""
     from surveylm.report.figures import data_efficiency, save_figure
 
