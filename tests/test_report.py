@@ -1,0 +1,219 @@
+"""The run report: figures, a self-contained report.html, sections, missing parts, min_n.
+
+A run folder is built once from baseline-only configs on ANES 1996 (seconds) by the same
+runners the demo uses, then copied for the tests that remove or alter parts of it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from surveylm.experiments.data_efficiency import run_data_efficiency
+from surveylm.experiments.imputation import run_imputation_benchmark
+from surveylm.experiments.imputation_config import ImputationConfig
+from surveylm.experiments.simulation import run_simulation_benchmark
+from surveylm.experiments.simulation_config import SimulationConfig
+from surveylm.report import FIGURES, build_report
+from surveylm.report.figures import calibration_bins, example_pairs, expected_calibration_error
+
+IMPUTATION = {
+    "dataset": "anes1996",
+    "target": "vote",
+    "features": ["PID", "selfLR", "educ"],
+    "group_by": "age_group",
+    "min_group_n": 30,
+    "max_respondents": 300,
+    "scenarios": [
+        {"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"},
+        {"kind": "convenience", "filter": "age < 30", "name": "under 30"},
+    ],
+    "methods": [
+        {"name": "uniform", "model": "uniform"},
+        {"name": "marginal", "model": "question-marginal"},
+        {"name": "cell means", "model": "group-marginal"},
+    ],
+    "m": 3,
+    "n_boot": 20,
+    "seed": 3,
+}
+SIMULATION = {
+    "dataset": "anes1996",
+    "questions": ["vote", "selfLR", "ClinLR", "DoleLR", "TVnews", "PID"],
+    "group_by": ["party", "educ3"],
+    "min_n": 15,
+    "test_questions": ["DoleLR", "TVnews"],
+    "test_group_fraction": 0.3,
+    "methods": [
+        {"name": "uniform", "model": "uniform"},
+        {"name": "question marginal", "model": "question-marginal"},
+        {"name": "group marginal", "model": "group-marginal"},
+        {"name": "training data 25%", "model": "training-data", "params": {"fraction": 0.25}},
+    ],
+    "robustness": None,
+    "data_efficiency": {"fractions": [0.25, 1.0], "subsamples": 1},
+    "n_boot": 20,
+    "seed": 3,
+}
+SECTIONS = ("summary", "vote-share", "respondent", "calibration", "coverage", "distribution",
+            "examples", "data-efficiency", "methods", "reproduce")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run folder as the demo writes it (without the LM methods), report not built."""
+    run = tmp_path_factory.mktemp("run")
+    run_imputation_benchmark(ImputationConfig(**IMPUTATION), run / "imputation", progress=False)
+    sim = SimulationConfig(**SIMULATION)
+    run_simulation_benchmark(sim, run / "simulation", progress=False)
+    run_data_efficiency(sim, run / "simulation", progress=False)
+    info = {"seed": 3, "command": "pytest", "stage_seconds": {"imputation": 1.0}}
+    (run / "run.json").write_text(json.dumps(info))
+    return run
+
+
+@pytest.fixture()
+def copy(run_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+@pytest.fixture(scope="module")
+def built(run_dir, tmp_path_factory) -> tuple[Path, str]:
+    run = Path(shutil.copytree(run_dir, tmp_path_factory.mktemp("built") / "run"))
+    path = build_report(run)
+    return run, path.read_text(encoding="utf-8")
+
+
+def test_every_figure_png_and_svg(built) -> None:
+    run, _ = built
+    for name in FIGURES:
+        png = (run / "figures" / f"{name}.png").read_bytes()
+        svg = (run / "figures" / f"{name}.svg").read_text(encoding="utf-8")
+        assert png.startswith(b"\x89PNG") and len(png) > 5000, name
+        assert "<svg" in svg, name
+    assert not list((run / "figures").glob(".*")), "temporary files left behind"
+
+
+def test_html_is_self_contained(built) -> None:
+    _, html = built
+    assert not re.search(r"(src|href)\s*=\s*['\"]?\s*(https?:)?//", html, re.I)
+    assert "<script" not in html.lower() and "<link" not in html.lower()
+    assert "@import" not in html and "url(" not in html
+    imgs = re.findall(r"<img [^>]*>", html)
+    assert len(imgs) == len(FIGURES)
+    for img in imgs:
+        assert re.search(r"src='data:image/png;base64,[A-Za-z0-9+/=]{1000,}'", img)
+        alt = re.search(r"alt='([^']*)'", img)
+        assert alt and len(alt.group(1)) > 20
+
+
+def test_every_section_and_reproduce_commands(built, run_dir) -> None:
+    run, html = built
+    for sid in SECTIONS:
+        assert f"id='{sid}'" in html, sid
+    assert f"surveylm benchmark imputation {run}/imputation/config.yaml" in html
+    assert f"surveylm report {run}" in html
+    for source in ("Rubin 1987", "Barnard &amp; Rubin", "Santurkar", "Huang, Li &amp; Shao"):
+        assert source in html, source
+    assert "Seed of every random step: <b>3</b>" in html
+
+
+def test_findings_come_from_the_numbers(built) -> None:
+    run, html = built
+    resp = pd.read_parquet(run / "imputation" / "respondent.parquet")
+    ll = resp[(resp["metric"] == "log_loss") & (resp["method"] != "uniform")]
+    for scenario, part in ll.groupby("scenario"):
+        best = part.sort_values("value").iloc[0]
+        assert f"{scenario}: {best['method']} imputes with the lowest log loss" in html
+    pop = pd.read_parquet(run / "imputation" / "population.parquet")
+    truth = pop[pop["group"].isna()]["truth"].iloc[0]
+    assert f"is {100 * truth:.1f}%." in html
+
+
+def test_rebuild_is_idempotent_and_removes_stale_figures(copy) -> None:
+    first = build_report(copy).read_text(encoding="utf-8")
+    assert build_report(copy).read_text(encoding="utf-8") == first
+    for stem in ("data_efficiency", "data_efficiency_curves"):
+        for ext in ("parquet", "csv", "png", "svg"):
+            (copy / "simulation" / f"{stem}.{ext}").unlink(missing_ok=True)
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "no data-efficiency results in this run" in html
+    assert not (copy / "figures" / "data_efficiency.png").exists()
+    assert html.count("<img ") == len(FIGURES) - 1
+
+
+@pytest.mark.parametrize("missing", ["simulation", "imputation", "both"])
+def test_missing_parts_are_skipped_with_a_note(copy, missing) -> None:
+    for part in ("simulation", "imputation") if missing == "both" else (missing,):
+        shutil.rmtree(copy / part)
+    html = build_report(copy).read_text(encoding="utf-8")
+    if missing in ("simulation", "both"):
+        assert "no simulation results in this run" in html
+        assert "id='fig-distribution_metrics'" not in html
+    if missing in ("imputation", "both"):
+        assert "no imputation results in this run" in html
+        assert "id='fig-vote_share'" not in html
+    if missing == "simulation":
+        assert "id='fig-vote_share'" in html
+    if missing == "imputation":
+        assert "id='fig-distribution_metrics'" in html
+
+
+def test_missing_tables_and_empty_folder(copy, tmp_path) -> None:
+    (copy / "imputation" / "predictions.parquet").unlink()
+    (copy / "imputation" / "predictions.csv").unlink()
+    (copy / "run.json").unlink()
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "no reliability diagram" in html and "id='fig-vote_share'" in html
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    html = build_report(empty).read_text(encoding="utf-8")
+    assert "no imputation results" in html and "no simulation results" in html
+    with pytest.raises(Exception, match="does not exist"):
+        build_report(tmp_path / "nowhere")
+
+
+def test_groups_below_min_n_are_never_shown(copy) -> None:
+    path = copy / "simulation" / "distributions.parquet"
+    dist = pd.read_parquet(path)
+    min_n = SIMULATION["min_n"]
+    item = dist[dist["split"] == "unseen_q/unseen_g"]["item_id"].iloc[0]
+    tiny = dist[(dist["split"] == "unseen_q/unseen_g") & (dist["item_id"] == item)].copy()
+    tiny["item_id"] = "DoleLR|tinycell = yes"
+    tiny["group"] = "tinycell = yes"
+    tiny["n"] = min_n - 1
+    dist = pd.concat([tiny, dist], ignore_index=True)  # first in line for the small multiples
+    dist.to_parquet(path)
+    (copy / "simulation" / "distributions.csv").unlink()
+    pairs = example_pairs(dist, min_n)
+    assert len(pairs) == 6 and (pairs["n"] >= min_n).all()
+    assert "tinycell" not in set(example_pairs(dist.assign(n=min_n - 1), min_n)["group"])
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "tinycell" not in html
+    assert "tinycell" not in (copy / "figures" / "predicted_vs_human.svg").read_text()
+    # the same item with enough respondents is shown (so the check above can fail)
+    dist.loc[dist["group"] == "tinycell = yes", "n"] = min_n
+    dist.to_parquet(path)
+    build_report(copy)
+    assert "tinycell" in (copy / "figures" / "predicted_vs_human.svg").read_text()
+
+
+def test_calibration_bins_and_ece() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.random(20000)
+    observed = (rng.random(p.size) < p).astype(int)
+    frame = pd.DataFrame({"method": "m", "prob": p, "observed": observed, "weight": 1.0})
+    bins = calibration_bins(frame, n_bins=10)
+    assert len(bins) == 10 and expected_calibration_error(bins) < 0.02
+    wrong = frame.assign(observed=(rng.random(p.size) < 0.5).astype(int))
+    ece = expected_calibration_error(calibration_bins(wrong, n_bins=10))
+    assert 0.2 < ece < 0.3  # E|p - 0.5| = 0.25 for uniform p
+    heavy = frame.assign(weight=np.where(p > 0.5, 100.0, 1.0), observed=(p <= 0.5).astype(int))
+    b = calibration_bins(heavy, n_bins=2)
+    assert b.set_index("bin")["observed"].to_dict() == {0: 1.0, 1: 0.0}
