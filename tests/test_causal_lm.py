@@ -211,3 +211,129 @@ def test_from_model_wraps_an_in_memory_model():
     a = wrapped.predict(items, show_progress=False)
     b = CausalLMAnswerModel(str(path)).predict(items, show_progress=False)
     assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+
+
+# -- speed: last-position trim and contiguous LM head (must not change any number) --------
+
+
+def _in_memory(arch):
+    """A tiny random causal LM of architecture ``arch`` with the fixture tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, Qwen3Config
+
+    tok = build_tokenizer("space")
+    n = len(tok)
+    config = {
+        "llama": lambda: LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                     num_attention_heads=4, num_key_value_heads=2, vocab_size=n),
+        "qwen3": lambda: Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                     num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                     vocab_size=n),
+        "gpt2": lambda: GPT2Config(n_embd=64, n_layer=3, n_head=4, vocab_size=n, n_positions=512),
+    }[arch]()  # fmt: skip
+    torch.manual_seed(1)
+    lm = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():  # spread the logits so that option scores differ
+        lm.get_output_embeddings().weight.normal_(0, 0.3)
+    return lm, tok
+
+
+def _max_diff(a, b):
+    return max(np.abs(x - y).max() for x, y in zip(a.distributions, b.distributions, strict=True))
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3", "gpt2"])
+def test_last_position_trim_is_used_and_changes_no_score(arch):
+    lm, tok = _in_memory(arch)
+    items = tiny_items(12, seed=4)
+    fast = CausalLMAnswerModel.from_model(lm, tok, batch_size=5)
+    fed = []  # positions the top layer's feed-forward block computes
+    ffn = lm.transformer.h[-1].mlp if arch == "gpt2" else lm.model.layers[-1].mlp
+    handle = ffn.register_forward_hook(lambda _m, _a, out: fed.append(out.shape[1]))
+    a = fast.predict(items, show_progress=False)
+    handle.remove()
+    trim = fast._trim_cache[1]
+    assert trim.applicable and len(trim.targets) == 2  # output projection + feed-forward
+    assert fed[-1] == 1 and max(fed) > 1  # trimmed batches (after the plain check)
+    plain = CausalLMAnswerModel.from_model(lm, tok, batch_size=5, last_position_trim=False)
+    fed.clear()
+    handle = ffn.register_forward_hook(lambda _m, _a, out: fed.append(out.shape[1]))
+    b = plain.predict(items, show_progress=False)
+    handle.remove()
+    assert min(fed) > 1  # switched off: every position
+    assert _max_diff(a, b) < 1e-5
+    np.testing.assert_allclose(a.format_mass, b.format_mass, rtol=1e-5)
+
+
+def test_last_position_trim_matches_the_naive_reference():
+    items = tiny_items(10, seed=5)
+    path = tiny_model_dir("space", layers=3)
+    pred = CausalLMAnswerModel(str(path), batch_size=4).predict(items, show_progress=False)
+    ref, mass = _reference(path, items, chat=False)
+    assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
+    np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
+
+
+def test_last_position_trim_falls_back_where_it_is_not_exact():
+    import torch
+
+    lm, tok = _in_memory("llama")
+    top = lm.model.layers[-1]
+    # a top layer that mixes positions after its feed-forward block: trimming would be wrong
+    handle = top.register_forward_hook(lambda _m, _a, out: torch.flip(out, dims=[1]))
+    items = tiny_items(8, seed=6)
+    fast = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
+    a = fast.predict(items, show_progress=False)
+    assert not fast._trim_cache[1].applicable  # the check caught it: plain forward
+    b = CausalLMAnswerModel.from_model(lm, tok, batch_size=4, last_position_trim=False).predict(
+        items, show_progress=False
+    )
+    handle.remove()
+    assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+    # and the check is not vacuous: without the flip the same model is trimmed
+    again = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
+    again.predict(items, show_progress=False)
+    assert again._trim_cache[1].applicable
+
+
+def test_trimmed_forward_that_fails_falls_back():
+    from surveylm.models.last_position import LastPositionTrim, trim_is_exact
+
+    lm, _ = _in_memory("llama")
+    trim = LastPositionTrim(lm)
+    calls = []
+
+    def score():
+        calls.append(1)
+        if len(calls) == 2:  # the trimmed call
+            raise RuntimeError("shape mismatch")
+        import torch
+
+        return torch.zeros(2, 3)
+
+    assert not trim_is_exact(score, trim, dtype=lm.dtype)
+    assert not LastPositionTrim(None).applicable
+    assert not trim_is_exact(score, LastPositionTrim(None), dtype=lm.dtype)
+
+
+def test_lm_head_gets_a_contiguous_input():
+    import torch
+
+    from surveylm.models.option_tokens import CausalLMOptionScorer
+
+    lm, _ = _in_memory("llama")
+    seen = []
+    handle = lm.lm_head.register_forward_hook(  # sees the input after the pre-hooks
+        lambda _m, args, _out: seen.append(args[0].is_contiguous())
+    )
+    ids = torch.tensor([[1, 5, 9, 12, 7], [0, 0, 1, 4, 8]])
+    mask = (ids != 0).long()
+    opts = torch.tensor([[[10, -1], [11, -1]]] * 2)
+    with torch.inference_mode():
+        scores = CausalLMOptionScorer(lm)(ids, mask, opts)
+        plain = lm(input_ids=ids, attention_mask=mask, use_cache=False, logits_to_keep=1,
+                   position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]  # fmt: skip
+    handle.remove()
+    assert seen == [True, False]  # ours; the plain call passes the non-contiguous slice
+    expected = torch.log_softmax(plain.float(), -1)[:, [10, 11]]
+    assert torch.allclose(scores, expected, atol=1e-6)

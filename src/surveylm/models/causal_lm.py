@@ -60,6 +60,10 @@ class CausalLMAnswerModel(AnswerModel):
         trust_remote_code: Passed to ``from_pretrained`` (off by default).
         use_safetensors: Load safetensors weights only (on by default).
         seed: Seed of the random option orders.
+        last_position_trim: At predict time, run the top layer's output projection and
+            feed-forward block at the last position only
+            (:mod:`surveylm.models.last_position`); checked once per model against the
+            plain forward, which is used where the two differ. ``False`` = always plain.
     """
 
     name: ClassVar[str] = "causal-lm"
@@ -83,6 +87,7 @@ class CausalLMAnswerModel(AnswerModel):
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
         seed: int = 0,
+        last_position_trim: bool = True,
     ) -> None:
         self.model_name = model_name
         self.prompt_format = prompt_format
@@ -101,6 +106,7 @@ class CausalLMAnswerModel(AnswerModel):
         self.trust_remote_code = trust_remote_code
         self.use_safetensors = use_safetensors
         self.seed = seed
+        self.last_position_trim = last_position_trim
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, **params: Any) -> CausalLMAnswerModel:
@@ -289,16 +295,10 @@ class CausalLMAnswerModel(AnswerModel):
                 chunk = [encoded[j] for j in order[s : s + bs]]
                 batch = collate([{"input_ids": e.input_ids, "option_token_ids": e.option_ids}
                                  for e in chunk])  # fmt: skip
-                scores = (
-                    scorer(
-                        batch["input_ids"].to(self._device),
-                        batch["attention_mask"].to(self._device),
-                        batch["option_token_ids"].to(self._device),
-                    )
-                    .double()
-                    .cpu()
-                    .numpy()
-                )
+                args = [batch[k].to(self._device)
+                        for k in ("input_ids", "attention_mask", "option_token_ids")]  # fmt: skip
+                with self._trim(scorer, args).active():
+                    scores = scorer(*args).double().cpu().numpy()
                 for e, row in zip(chunk, scores, strict=True):
                     logp = row[: len(e.order)]
                     top = logp.max()
@@ -312,6 +312,25 @@ class CausalLMAnswerModel(AnswerModel):
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
                    "chat": self.uses_chat},
         )  # fmt: skip
+
+    def _trim(self, scorer: Any, args: list[Any]) -> Any:
+        """The top-layer last-position trim (:mod:`surveylm.models.last_position`) when it
+        gives this model's numbers: checked once per model on the first two prompts of
+        ``args`` (a batch), else a trim that does nothing (the plain forward)."""
+        from surveylm.models.last_position import LastPositionTrim, trim_is_exact
+
+        if not self.last_position_trim:
+            return LastPositionTrim(None)
+        cached = getattr(self, "_trim_cache", None)
+        if cached is not None and cached[0] is self._lm:
+            return cached[1]
+        trim = LastPositionTrim(self._lm)
+        probe = [a[:2] for a in args]
+        dtype = next(self._lm.parameters()).dtype
+        if not trim_is_exact(lambda: scorer(*probe), trim, dtype=dtype):
+            trim = LastPositionTrim(None)
+        self._trim_cache = (self._lm, trim)
+        return trim
 
     # -- persistence -------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:

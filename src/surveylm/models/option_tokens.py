@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from surveylm.errors import DataError, ModelError, where
+from surveylm.models.last_position import contiguous_head
 from surveylm.prompts import PromptFormat, apply_chat_template, option_letters, render_prompt
 
 __all__ = [
@@ -125,7 +126,8 @@ class CausalLMOptionScorer(nn.Module):
             kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        with contiguous_head(self.model):  # one matrix product for the head, not a bmm
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         logits = out.logits[:, -1, :].float()
         log_norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # [B, 1]
         b, k, v = option_token_ids.shape
