@@ -17,6 +17,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: What ``open(path, "w")`` would have given: 0666 less the process umask.
+_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path to write to; rename it to ``path`` on success.
@@ -36,6 +46,7 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are ordinary files
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
