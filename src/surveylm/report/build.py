@@ -303,13 +303,13 @@ class _Builder:
                 "data_efficiency",
                 lambda: F.data_efficiency(worth, methods=methods),
                 "Error against the share of training respondents used, per method, with "
-                "bands over subsamples and each method's equivalent fraction",
+                "95% bands and each method's equivalent fraction",
                 "Each method is trained on a random share of the training respondents and "
                 "scored (TV) on the held-out half's seen question × group items; the black "
                 "curve is that share's own group distributions. 'Worth x%': the share of real "
                 "training data whose error the method matches at full data (DSA, Huang, Li, "
-                "Shao 2025); '≤' where it is worse than the smallest share run. Bands: "
-                "min–max over subsamples.",
+                "Shao 2025); '≤' where it is worse than the smallest share run. Bands: 95% "
+                "percentile-bootstrap intervals over items (errors averaged over subsamples).",
             )
             show = worth.assign(
                 fraction=100 * worth["fraction"],
@@ -318,8 +318,8 @@ class _Builder:
                 columns={
                     "fraction": "training share (%)",
                     "value": "TV",
-                    "band_low": "band low",
-                    "band_high": "band high",
+                    "band_low": "95% band low",
+                    "band_high": "95% band high",
                     "equivalent_fraction": "worth (% of data)",
                 }
             )

@@ -505,10 +505,10 @@ def predicted_vs_human(
 def data_efficiency(
     worth: pd.DataFrame, metric: str = "tv", methods: Sequence[str] | None = None
 ) -> Figure:
-    """Error against the fraction of training respondents, per method, with min–max bands
-    over subsamples; the training data itself (black) is the yardstick, and each method's
-    *equivalent fraction* at full data (how much real data it is worth; DSA, Huang, Li,
-    Shao 2025) is written at the end of its curve."""
+    """Error against the fraction of training respondents, per method, with the run's
+    bands (``band_low``–``band_high``: 95% bootstrap over items); the training data itself
+    (black) is the yardstick, and each method's *equivalent fraction* at full data (how
+    much real data it is worth; DSA, Huang, Li, Shao 2025) is written at the end of its curve."""
     meths = _order(worth["method"], methods)
     ref = "training data"
     others = [m for m in meths if m != ref]
