@@ -4,8 +4,11 @@ The naive reference does what the lm-evaluation-harness Hugging Face backend doe
 multiple-choice question: batch size 1, full-vocabulary logits at *every* position and a
 log-softmax over all of them, then the option-token rows of the last position. surveylm's
 scorer (DESIGN.md, "Reading an answer off a causal LM") runs length-sorted, left-padded
-batches, computes logits at the last position only (``logits_to_keep=1``) and gathers
-only the option-token rows. Both run side by side in the same process on the same model
+batches, computes logits at the last position only (``logits_to_keep=1``, with a
+contiguous input so that the head is one matrix product), runs the top layer's attention
+output projection and feed-forward block at the last position only
+(:mod:`surveylm.models.last_position`; ``--no-trim`` switches that off) and gathers only
+the option-token rows. Both run side by side in the same process on the same model
 and prompts; the script prints prompts/s of each, the ratio, and the largest absolute
 difference between their option distributions (float32: must be < 1e-5).
 
@@ -192,6 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="peak dense bf16 FLOP/s (default: H100 SXM, 989e12)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--no-trim", action="store_true", help="ours without the top-layer last-position trim"
+    )
     p.add_argument("--repeats", type=int, default=3, help="report medians over repeats")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -205,7 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     tokenizer = build_tokenizer("space")
     model = build_model(args, len(tokenizer))
     items = benchmark_items(n, args.seed)
-    scorer = CausalLMAnswerModel.from_model(model, tokenizer, batch_size=bs, max_length=4096)
+    scorer = CausalLMAnswerModel.from_model(
+        model, tokenizer, batch_size=bs, max_length=4096, last_position_trim=not args.no_trim
+    )
     lengths = [len(e.input_ids) for e in scorer._encode(items, 1)]
 
     ours(scorer, items.subset(np.arange(min(n, bs))))  # warm-up (kernels, allocator)
@@ -219,6 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ratios = [o / r for o, r in speeds]
     diff = max(float(np.abs(a - b).max()) for a, b in zip(dist_ours, dist_ref, strict=False))
     n_params = sum(p.numel() for p in model.parameters())
+    trim = getattr(scorer, "_trim_cache", (None, None))[1]  # the trim ours used, if any
     head = model.get_output_embeddings().weight.numel()
     embed = model.get_input_embeddings().weight.numel()
     body = n_params - embed - (0 if model.config.tie_word_embeddings else head)
@@ -229,6 +238,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "params": n_params,
         "prompts": n,
         "batch_size": bs,
+        "last_position_trim": trim is not None and trim.applicable,
         "mean_tokens": float(np.mean(lengths)),
         "repeats": args.repeats,
         "ours_prompts_per_s": float(np.median([o for o, _ in speeds])),

@@ -337,3 +337,28 @@ def test_lm_head_gets_a_contiguous_input():
     assert seen == [True, False]  # ours; the plain call passes the non-contiguous slice
     expected = torch.log_softmax(plain.float(), -1)[:, [10, 11]]
     assert torch.allclose(scores, expected, atol=1e-6)
+
+
+def test_last_position_trim_on_a_lora_model():
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    lm, tok = _in_memory("llama")
+    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "up_proj"])
+    peft_lm = get_peft_model(lm, cfg)
+    torch.manual_seed(2)
+    with torch.no_grad():  # a trained-looking adapter (B is zero at initialisation)
+        for name, p in peft_lm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.2)
+    items = tiny_items(8, seed=8)
+    fast = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
+    a = fast.predict(items, show_progress=False)
+    assert fast._trim_cache[1].applicable
+    b = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3, last_position_trim=False)
+    b = b.predict(items, show_progress=False)
+    assert _max_diff(a, b) < 1e-5
+    with peft_lm.disable_adapter():
+        c = CausalLMAnswerModel.from_model(lm, tok, batch_size=3)
+        c = c.predict(items, show_progress=False)
+    assert _max_diff(a, c) > 1e-4  # the adapter matters, so the check above is not vacuous
