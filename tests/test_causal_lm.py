@@ -229,7 +229,8 @@ def _in_memory(arch):
         "qwen3": lambda: Qwen3Config(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
                                      num_attention_heads=4, num_key_value_heads=2, head_dim=16,
                                      vocab_size=n),
-        "gpt2": lambda: GPT2Config(n_embd=64, n_layer=3, n_head=4, vocab_size=n, n_positions=512),
+        "gpt2": lambda: GPT2Config(n_embd=64, n_layer=3, n_head=4, vocab_size=n, n_positions=512,
+                                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id),
     }[arch]()  # fmt: skip
     torch.manual_seed(1)
     lm = AutoModelForCausalLM.from_config(config).eval()
