@@ -64,3 +64,21 @@ def test_data_efficiency_curves_and_figure(tmp_path):
     assert td[0] > td[-1]  # more respondents, closer to the held-out truth
     assert (tmp_path / "data_efficiency.png").stat().st_size > 0
     assert (tmp_path / "data_efficiency.svg").is_file()
+
+
+def test_near_duplicate_threshold_reaches_the_split():
+    import warnings
+
+    from surveylm.errors import LeakageWarning
+    from surveylm.experiments.demo import demo_config
+    from surveylm.experiments.simulation import build_split
+
+    config = demo_config(quick=True).simulation
+    # ANES DoleLR (unseen) and ClinLR (seen) share most words: 0.8 exactly, so a lower
+    # threshold must warn and None must not.
+    with pytest.warns(LeakageWarning, match="DoleLR"):
+        build_split(config.with_overrides(near_duplicate_threshold=0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LeakageWarning)
+        build_split(config.with_overrides(near_duplicate_threshold=None))
+        build_split(config)  # the default (0.8) does not flag the ANES scales

@@ -167,8 +167,9 @@ def build_split(
     if len(train_all) == 0:
         raise DataError("no group cell has min_n respondents in both halves; lower min_n")
     tq, tg = held_out(train_all, config)
-    train = crossed_split(train_all, tq, tg)["train"]
-    cells = crossed_split(test_all, tq, tg)
+    dup = config.near_duplicate_threshold
+    train = crossed_split(train_all, tq, tg, near_duplicate_threshold=dup)["train"]
+    cells = crossed_split(test_all, tq, tg, near_duplicate_threshold=None)  # warned above
     tests = {"seen_q/seen_g": cells.pop("train"), **cells}
     facts = {"respondents": survey.n_respondents, "train_respondents": train_s.n_respondents,
              "test_questions": tq, "test_groups": tg, "train_items": len(train),

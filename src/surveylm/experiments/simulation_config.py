@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from surveylm.splits import NEAR_DUPLICATE_THRESHOLD
+
 __all__ = [
     "DataEfficiencyConfig",
     "RobustnessConfig",
@@ -97,6 +99,9 @@ class SimulationConfig(BaseModel):
             random share of them).
         test_groups / test_group_fraction: Unseen groups (labels, or a random share of the
             groups of each grouping variable).
+        near_duplicate_threshold: Warn when an unseen question's wording is this similar
+            (word-set Jaccard) to a training question's (``None`` = off); see
+            :func:`surveylm.splits.crossed_split`.
         methods: The methods compared.
         robustness: Prompt-format and option-order variants (``None`` = skip).
         data_efficiency: Fractions and subsamples of the data-efficiency curves.
@@ -116,6 +121,7 @@ class SimulationConfig(BaseModel):
     test_question_fraction: float = Field(0.3, gt=0, lt=1)
     test_groups: list[str] | None = None
     test_group_fraction: float = Field(0.3, gt=0, lt=1)
+    near_duplicate_threshold: float | None = Field(NEAR_DUPLICATE_THRESHOLD, gt=0, le=1)
     methods: list[SimMethodConfig] = Field(min_length=1)
     robustness: RobustnessConfig | None = Field(default_factory=RobustnessConfig)
     data_efficiency: DataEfficiencyConfig = Field(default_factory=DataEfficiencyConfig)
