@@ -44,8 +44,9 @@ __all__ = [
     "vote_share",
 ]
 
-#: Okabe–Ito colours (black last: it is kept for references and the training-data curve).
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+#: Okabe–Ito colours, with Paul Tol's wine instead of the yellow (too faint on white);
+#: black last: it is kept for references and the training-data curve.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255",
            "#000000")  # fmt: skip
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h", "<", ">")
 REFERENCE_COLOR = "#555555"
@@ -92,7 +93,10 @@ def _subplots(nrows: int, ncols: int, figsize: tuple[float, float], **kw):
 
 
 def method_styles(methods: Sequence[str]) -> dict[str, tuple[str, str]]:
-    """Colour and marker per method, in order (the palette repeats with new markers)."""
+    """Colour and marker per method, in order (the palette repeats with new markers).
+
+    Callers pass the *whole* method order of the run (the config's), not the methods one
+    figure happens to draw, so a method has the same colour in every figure."""
     return {
         m: (PALETTE[i % (len(PALETTE) - 1)], MARKERS[i % len(MARKERS)])
         for i, m in enumerate(methods)
@@ -183,7 +187,7 @@ def vote_share(
     opts = opts[:6]
     scen = _order(full["scenario"], scenarios)
     meths = _order(full["method"], methods)
-    styles = method_styles(meths)
+    styles = method_styles(_order(full["method"], methods))
     with _style():
         fig, axes = _subplots(
             len(opts), len(scen), figsize=(2.6 * len(scen) + 1.6, 0.36 * len(meths) * len(opts)
@@ -235,7 +239,7 @@ def respondent_metrics(
     scen = _order(df["scenario"], scenarios)
     meths = [m for m in _order(df["method"], methods) if m != reference]
     mets = [m for m in metrics if m in set(df["metric"])]
-    styles = method_styles(meths)
+    styles = method_styles(_order(df["method"], methods))  # same colours in every figure
     with _style():
         fig, axes = _metric_grid(len(mets), len(scen), len(meths))
         for i, metric in enumerate(mets):
@@ -315,7 +319,7 @@ def reliability(
         xlabel = f"predicted probability of “{_short(options[0], 26)}”"
     scen = _order(predictions["scenario"], scenarios)
     meths = [m for m in _order(predictions["method"], methods) if m not in set(exclude)]
-    styles = method_styles(meths)
+    styles = method_styles(_order(predictions["method"], methods))
     bins = calibration_bins(predictions, n_bins, by=("scenario", "method"))
     ncol = min(len(scen), 3)
     nrow = int(np.ceil(len(scen) / ncol))
@@ -372,7 +376,7 @@ def distribution_metrics(
     spl = _order(df["split"], splits or list(SPLIT_LABELS))
     meths = [m for m in _order(df_m["method"], methods) if m not in set(exclude)]
     mets = [m for m in metrics if m in set(df["metric"])]
-    styles = method_styles(meths)
+    styles = method_styles(_order(df_m["method"], methods))
     ref_style = {"uniform (ref)": (":", REFERENCE_COLOR), "noise floor (ref)": ("--", "black")}
     with _style():
         fig, axes = _metric_grid(len(mets), len(spl), len(meths))
@@ -450,7 +454,7 @@ def predicted_vs_human(
     method's predicted distribution (markers) for the items in ``pairs`` (see
     :func:`example_pairs`)."""
     meths = [m for m in _order(distributions["method"], methods) if m not in set(exclude)]
-    styles = method_styles(meths)
+    styles = method_styles(_order(distributions["method"], methods))
     n = len(pairs)
     ncol = min(n, 3)
     nrow = int(np.ceil(n / ncol))
@@ -512,7 +516,7 @@ def data_efficiency(
     meths = _order(worth["method"], methods)
     ref = "training data"
     others = [m for m in meths if m != ref]
-    styles = method_styles(others)
+    styles = method_styles([m for m in (methods or others) if m != ref])
     styles[ref] = ("#000000", "o")
     with _style():
         fig, ax = _subplots(1, 1, figsize=(7.4, 4.2))
