@@ -217,3 +217,17 @@ def test_calibration_bins_and_ece() -> None:
     heavy = frame.assign(weight=np.where(p > 0.5, 100.0, 1.0), observed=(p <= 0.5).astype(int))
     b = calibration_bins(heavy, n_bins=2)
     assert b.set_index("bin")["observed"].to_dict() == {0: 1.0, 1: 0.0}
+
+
+def test_example_pairs_leave_out_many_option_questions_while_others_remain():
+    rows = []
+    for q, k in (("income", 24), ("vote", 2), ("pid", 7)):
+        for g in ("a", "b"):
+            for o in range(k):
+                rows.append({"split": "seen_q/unseen_g", "method": "m", "item_id": f"{q}|{g}",
+                             "question_id": q, "group": g, "n": 50, "option": f"o{o}",
+                             "predicted": 1 / k, "human": 1 / k})  # fmt: skip
+    dist = pd.DataFrame(rows)
+    assert "income" not in set(example_pairs(dist, 30, k=4)["question_id"])
+    # Only when nothing else is left is the wide question drawn.
+    assert "income" in set(example_pairs(dist, 30, k=6)["question_id"])

@@ -409,12 +409,14 @@ def distribution_metrics(
 
 
 def example_pairs(
-    distributions: pd.DataFrame, min_n: int, k: int = 6, seed: int = 0
+    distributions: pd.DataFrame, min_n: int, k: int = 6, seed: int = 0, max_options: int = 10
 ) -> pd.DataFrame:
     """Up to ``k`` question × group items for the small multiples, never one with
     ``n < min_n``: unseen-question × unseen-group items first, then unseen groups, then
     unseen questions, then seen ones; a question or group is repeated only when nothing
-    else is left. Returns ``split, item_id, question_id, group, n`` (in drawing order)."""
+    else is left, and a question with more than ``max_options`` options (a 24-bracket
+    income scale is unreadable at this size) only then too. Returns ``split, item_id,
+    question_id, group, n`` (in drawing order)."""
     rank = {s: i for i, s in enumerate(["unseen_q/unseen_g", "seen_q/unseen_g",
                                         "unseen_q/seen_g", "seen_q/seen_g"])}  # fmt: skip
     items = distributions.drop_duplicates(["split", "item_id"])[
@@ -423,8 +425,10 @@ def example_pairs(
     items = items[items["n"].astype(float) >= min_n].copy()
     if items.empty:
         return items
+    n_options = distributions.groupby("item_id", sort=False)["option"].nunique()
     rng = np.random.default_rng(seed)
-    items["_rank"] = items["split"].map(rank).fillna(len(rank))
+    items["too_wide"] = items["item_id"].map(n_options).fillna(0).to_numpy() > max_options
+    items["_rank"] = items["split"].map(rank).fillna(len(rank)) + 10 * items["too_wide"]
     items["_tie"] = rng.random(len(items))
     items = items.sort_values(["_rank", "_tie"])
     chosen, questions, groups = [], set(), set()
@@ -434,13 +438,13 @@ def example_pairs(
                 break
             if r.item_id in {c.item_id for c in chosen}:
                 continue
-            if strict and (r.question_id in questions or r.group in groups):
+            if strict and (r.question_id in questions or r.group in groups or r.too_wide):
                 continue
             chosen.append(r)
             questions.add(r.question_id)
             groups.add(r.group)
     out = pd.DataFrame(chosen, columns=items.columns)
-    return out.drop(columns=["_rank", "_tie"]).reset_index(drop=True)
+    return out.drop(columns=["_rank", "_tie", "too_wide"]).reset_index(drop=True)
 
 
 def predicted_vs_human(
@@ -520,6 +524,7 @@ def data_efficiency(
     styles[ref] = ("#000000", "o")
     with _style():
         fig, ax = _subplots(1, 1, figsize=(7.4, 4.2))
+        labels: list[tuple[float, float, str, str]] = []
         for m in [ref, *others] if ref in meths else others:
             part = worth[worth["method"] == m].sort_values("fraction")
             color, marker = styles[m]
@@ -531,9 +536,9 @@ def data_efficiency(
                                 lw=0)  # fmt: skip
             if m != ref and "equivalent_fraction" in part and len(part):
                 last = part.iloc[-1]
-                ax.annotate(_worth(last["equivalent_fraction"], worth["fraction"]),
-                            (f[-1], last["value"]), xytext=(6, 0), textcoords="offset points",
-                            va="center", fontsize=8, color=color)  # fmt: skip
+                labels.append((float(last["value"]), f[-1], color,
+                               _worth(last["equivalent_fraction"], worth["fraction"])))  # fmt: skip
+
         ax.set_xscale("log")
         ticks = sorted(set(np.round(worth["fraction"].astype(float) * 100, 6)))
         ax.set_xticks(ticks)
@@ -545,10 +550,24 @@ def data_efficiency(
         label = METRIC_LABELS.get(metric, metric)
         ax.set_ylabel(f"{label}\nto held-out group distributions")
         ax.set_ylim(bottom=0)
+        _spread_labels(ax, labels)
         handles, _ = ax.get_legend_handles_labels()
         _legend_below(fig, handles, min(len(handles), 4))
         fig.tight_layout(rect=(0, 0.08 * int(np.ceil(len(handles) / 4)), 1, 1))
     return fig
+
+
+def _spread_labels(ax, labels: list[tuple[float, float, str, str]], gap: float = 0.05) -> None:
+    """Write ``(y, x, colour, text)`` labels right of their curve ends, moved apart
+    vertically (at least ``gap`` of the y-range) so that close curves stay legible."""
+    lo, hi = ax.get_ylim()
+    step = gap * (hi - lo)
+    placed: list[float] = []
+    for y, x, color, text in sorted(labels):
+        y_text = max(y, placed[-1] + step) if placed else y
+        placed.append(y_text)
+        ax.annotate(text, (x, y), xytext=(x * 1.08, y_text), textcoords="data", va="center",
+                    fontsize=8, color=color)  # fmt: skip
 
 
 def _worth(fraction: float, fractions: pd.Series) -> str:
