@@ -404,6 +404,9 @@ def demo_cmd(
         imputation, simulation = demo_summary(results)
         _show_table(imputation, "imputing vote choice (ANES 1996): respondents and population")
         _show_table(simulation, "simulating group answer distributions: TV by split")
+        if quick and config is None:
+            typer.echo("--quick: tiny settings that show everything runs, not what the methods "
+                       "can do; run `surveylm demo` for the real comparison.")  # fmt: skip
         stages = ", ".join(f"{k} {v:.0f} s" for k, v in results.stage_seconds.items())
         typer.echo(f"{stages}; {results.wall_seconds:.0f} s in all")
         typer.echo(f"wrote {run_dir}/ and the report {results.report}")
