@@ -140,3 +140,28 @@ def test_subgroups_below_min_group_n_are_never_estimated(demo_run):
     assert not sub.empty and sub["n_group"].min() >= 30
     full = pop[pop["group"].isna()]
     assert (full["n_group"] == 300).all()  # the quick config's max_respondents
+
+
+def test_demo_command_writes_the_run_folder_and_report(tmp_path):
+    import yaml
+
+    config = tmp_path / "demo.yaml"
+    raw = small_demo_config(seed=5).model_dump(mode="json")
+    raw["data_efficiency"] = False
+    config.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["demo", "--config", str(config), "-o", str(out), "--no-progress", "--seed", "7"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "imputing vote choice" in result.output and "report.html" in result.output
+    assert (out / "report.html").is_file() and (out / "figures" / "vote_share.png").is_file()
+    assert json.loads((out / "run.json").read_text())["seed"] == 7
+
+
+def test_demo_command_reports_a_bad_config_in_one_line(tmp_path):
+    config = tmp_path / "demo.yaml"
+    config.write_text("seed: 0\nimputation: {dataset: anes1996}\n")
+    result = CliRunner().invoke(app, ["demo", "--config", str(config), "-o", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "simulation" in result.output
