@@ -7,7 +7,9 @@ scorer (DESIGN.md, "Reading an answer off a causal LM") runs length-sorted, left
 batches, computes logits at the last position only (``logits_to_keep=1``, with a
 contiguous input so that the head is one matrix product), runs the top layer's attention
 output projection and feed-forward block at the last position only
-(:mod:`surveylm.models.last_position`; ``--no-trim`` switches that off) and gathers only
+(:mod:`surveylm.models.last_position`; ``--no-trim`` switches that off), computes the
+keys and values of token prefixes that neighbouring prompts share once per batch
+(:mod:`surveylm.models.prefix_cache`; ``--no-prefix`` switches that off) and gathers only
 the option-token rows. Both run side by side in the same process on the same model
 and prompts; the script prints prompts/s of each, the ratio, and the largest absolute
 difference between their option distributions (float32: must be < 1e-5).
@@ -133,14 +135,17 @@ def interleaved(
     n_naive: int,
     *,
     chunk: int,
-) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float, float]:
+) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], float, float, dict]:
     """Both scorers over the items, alternating chunks so that a change in machine load
-    (other processes) hits both alike. Returns both distributions, the format masses and
-    both times."""
+    (other processes) hits both alike. Returns both distributions, the format masses,
+    both times and ours' token counts (``prefix_stats`` summed over the chunks)."""
     dist_ours, dist_ref, masses, t_ours, t_ref = [], [], [], 0.0, 0.0
+    stats: dict[str, int] = {}
     for start in range(0, len(items), chunk):
         part = items.subset(np.arange(start, min(len(items), start + chunk)))
         d, t, pred = ours(scorer, part)
+        for key, value in scorer.prefix_stats.items():
+            stats[key] = stats.get(key, 0) + value
         dist_ours += d
         masses.append(pred.format_mass)
         t_ours += t
@@ -149,7 +154,7 @@ def interleaved(
             d, t = naive_scores(model, tokenizer, part.subset(keep))
             dist_ref += d
             t_ref += t
-    return dist_ours, dist_ref, masses, t_ours, t_ref
+    return dist_ours, dist_ref, masses, t_ours, t_ref, stats
 
 
 def build_model(args: argparse.Namespace, vocab: int) -> Any:
@@ -198,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--no-trim", action="store_true", help="ours without the top-layer last-position trim"
     )
+    p.add_argument("--no-prefix", action="store_true", help="ours without shared-prefix reuse")
     p.add_argument("--repeats", type=int, default=3, help="report medians over repeats")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -212,22 +218,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = build_model(args, len(tokenizer))
     items = benchmark_items(n, args.seed)
     scorer = CausalLMAnswerModel.from_model(
-        model, tokenizer, batch_size=bs, max_length=4096, last_position_trim=not args.no_trim
-    )
+        model, tokenizer, batch_size=bs, max_length=4096, last_position_trim=not args.no_trim,
+        prefix_sharing=not args.no_prefix,
+    )  # fmt: skip
     lengths = [len(e.input_ids) for e in scorer._encode(items, 1)]
 
     ours(scorer, items.subset(np.arange(min(n, bs))))  # warm-up (kernels, allocator)
     naive_scores(model, tokenizer, items.subset(np.arange(2)))
     speeds = []
+    chunk = bs * 4
     for _ in range(args.repeats):
-        dist_ours, dist_ref, masses, t_ours, t_ref = interleaved(
-            scorer, model, tokenizer, items, n_naive, chunk=bs * 4
+        dist_ours, dist_ref, masses, t_ours, t_ref, stats = interleaved(
+            scorer, model, tokenizer, items, n_naive, chunk=chunk
         )
         speeds.append((n / t_ours, n_naive / t_ref))
     ratios = [o / r for o, r in speeds]
     diff = max(float(np.abs(a - b).max()) for a, b in zip(dist_ours, dist_ref, strict=False))
     n_params = sum(p.numel() for p in model.parameters())
     trim = getattr(scorer, "_trim_cache", (None, None))[1]  # the trim ours used, if any
+    plain_positions = 0  # what the plain path computes: length-sorted batches, with padding
+    for start in range(0, n, chunk):
+        desc = sorted(lengths[start : start + chunk], reverse=True)
+        plain_positions += sum(max(desc[s : s + bs]) * len(desc[s : s + bs])
+                               for s in range(0, len(desc), bs))  # fmt: skip
     head = model.get_output_embeddings().weight.numel()
     embed = model.get_input_embeddings().weight.numel()
     body = n_params - embed - (0 if model.config.tie_word_embeddings else head)
@@ -239,6 +252,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "prompts": n,
         "batch_size": bs,
         "last_position_trim": trim is not None and trim.applicable,
+        "prefix_sharing": getattr(scorer, "_prefix_check", (None, False))[1],
+        "prefix_trees": stats["prefix_trees"],
+        "plain_batches": stats["plain_batches"],
+        "prompt_tokens": stats["prompt_tokens"],
+        "tokens_run": stats["tokens_run"],
+        "positions_run": stats["positions_run"],
+        "token_reduction": 1.0 - stats["positions_run"] / plain_positions,
         "mean_tokens": float(np.mean(lengths)),
         "repeats": args.repeats,
         "ours_prompts_per_s": float(np.median([o for o, _ in speeds])),

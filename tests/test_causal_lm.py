@@ -256,7 +256,9 @@ def test_last_position_trim_is_used_and_changes_no_score(arch):
     trim = fast._trim_cache[1]
     assert trim.applicable and len(trim.targets) == 2  # output projection + feed-forward
     assert fed[-1] == 1 and max(fed) > 1  # trimmed batches (after the plain check)
-    plain = CausalLMAnswerModel.from_model(lm, tok, batch_size=5, last_position_trim=False)
+    plain = CausalLMAnswerModel.from_model(
+        lm, tok, batch_size=5, last_position_trim=False, prefix_sharing=False
+    )
     fed.clear()
     handle = ffn.register_forward_hook(lambda _m, _a, out: fed.append(out.shape[1]))
     b = plain.predict(items, show_progress=False)
@@ -340,18 +342,24 @@ def test_lm_head_gets_a_contiguous_input():
     assert torch.allclose(scores, expected, atol=1e-6)
 
 
-def test_last_position_trim_on_a_lora_model():
+def _lora(targets, seed):
+    """The tiny Llama wrapped in a LoRA adapter that looks trained (B is zero at
+    initialisation, so it is drawn at random here)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     lm, tok = _in_memory("llama")
-    cfg = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "up_proj"])
-    peft_lm = get_peft_model(lm, cfg)
-    torch.manual_seed(2)
-    with torch.no_grad():  # a trained-looking adapter (B is zero at initialisation)
+    peft_lm = get_peft_model(lm, LoraConfig(r=4, lora_alpha=8, target_modules=targets))
+    torch.manual_seed(seed)
+    with torch.no_grad():
         for name, p in peft_lm.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.2)
+    return peft_lm, lm, tok
+
+
+def test_last_position_trim_on_a_lora_model():
+    peft_lm, lm, tok = _lora(["q_proj", "v_proj", "o_proj", "up_proj"], seed=2)
     items = tiny_items(8, seed=8)
     fast = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
     a = fast.predict(items, show_progress=False)
@@ -363,3 +371,104 @@ def test_last_position_trim_on_a_lora_model():
         c = CausalLMAnswerModel.from_model(lm, tok, batch_size=3)
         c = c.predict(items, show_progress=False)
     assert _max_diff(a, c) > 1e-4  # the adapter matters, so the check above is not vacuous
+
+
+# -- speed: shared-prefix reuse (must not change any number) ------------------------------
+
+
+def _prefix_and_plain(lm, tok, items, **params):
+    shared = CausalLMAnswerModel.from_model(lm, tok, **params)
+    a = shared.predict(items, show_progress=False)
+    plain = CausalLMAnswerModel.from_model(lm, tok, prefix_sharing=False, **params)
+    b = plain.predict(items, show_progress=False)
+    return shared, a, b
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3", "gpt2"])
+def test_prefix_sharing_is_used_and_changes_no_score(arch):
+    lm, tok = _in_memory(arch)
+    items = tiny_items(24, seed=4, kind="group")  # group contexts: long shared prefixes
+    calls = []  # prompts per call and positions each call feeds through the decoder
+    body = lm.transformer if arch == "gpt2" else lm.model
+    handle = body.register_forward_pre_hook(
+        lambda _m, a, kw: calls.append(tuple(kw.get("input_ids", a[0] if a else None).shape)),
+        with_kwargs=True,
+    )
+    shared, a, b = _prefix_and_plain(lm, tok, items, batch_size=5, permutations=2)
+    handle.remove()
+    stats = shared.prefix_stats
+    assert shared._prefix_check[1] and stats["prefix_trees"] > 0
+    assert stats["tokens_run"] < 0.8 * stats["prompt_tokens"]
+    assert any(n == 1 or t < 8 for n, t in calls)  # prefix / segment stages ran
+    assert _max_diff(a, b) < 1e-5
+    np.testing.assert_allclose(a.format_mass, b.format_mass, rtol=1e-5)
+
+
+def test_prefix_sharing_matches_the_naive_reference():
+    items = tiny_items(10, seed=5, kind="group")
+    path = tiny_model_dir("space", layers=3)
+    model = CausalLMAnswerModel(str(path), batch_size=4)
+    pred = model.predict(items, show_progress=False)
+    assert model.prefix_stats["prefix_trees"] > 0
+    ref, mass = _reference(path, items, chat=False)
+    assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
+    np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
+
+
+def test_prompts_sharing_no_prefix_take_the_plain_path():
+    from surveylm.models.prefix_cache import partition, plan_batch
+
+    seqs = [[1, 5, 6, 7] * 5, [2, 5, 6, 7] * 5, [3, 9] * 10]
+    assert plan_batch(seqs, min_prefix=1) is None
+    assert plan_batch([*seqs[:2], [1, 5, 6, 7] * 5 + [4]], min_prefix=1) is None
+    assert not any(shared for *_, shared in partition(sorted(seqs), max_rows=4))
+    lm, tok = _in_memory("llama")
+    items = tiny_items(8, seed=2, kind="group")
+    shared, a, b = _prefix_and_plain(lm, tok, items, batch_size=3, min_shared_prefix=10**6)
+    assert shared.prefix_stats["prefix_trees"] == 0
+    assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+
+
+def test_plan_batch_two_levels():
+    from surveylm.models.prefix_cache import plan_batch
+
+    base = list(range(20))
+    seqs = [base + [50] * 9 + [1], base + [50] * 9 + [2, 3], [*base, 60, 61], [*base, 70]]
+    plan = plan_batch(seqs, min_prefix=16, min_segment=8)
+    assert plan.prefix == base and plan.group == [0, 0, 1, 2]
+    assert plan.segments == [[50] * 9, [], []]
+    assert plan.suffixes == [[1], [2, 3], [60, 61], [70]]
+    # a prompt that is a prefix of another keeps its last token to read the answer at
+    short = plan_batch([base, [*base, 7, 8]], min_prefix=16)
+    assert short.prefix == base[:-1] and short.suffixes == [[19], [19, 7, 8]]
+
+
+def test_prefix_sharing_falls_back_where_the_cache_is_refused():
+    lm, tok = _in_memory("llama")
+
+    def refuse(_m, _a, kwargs):
+        if kwargs.get("past_key_values") is not None:
+            raise TypeError("this model takes no cache")
+
+    handle = lm.model.register_forward_pre_hook(refuse, with_kwargs=True)
+    items = tiny_items(8, seed=6, kind="group")
+    shared, a, b = _prefix_and_plain(lm, tok, items, batch_size=4)
+    handle.remove()
+    assert shared._prefix_check[1] is False and shared.prefix_stats["prefix_trees"] == 0
+    assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
+    # and the check is not vacuous: without the hook the same model shares prefixes
+    again = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
+    again.predict(items, show_progress=False)
+    assert again._prefix_check[1] and again.prefix_stats["prefix_trees"] > 0
+
+
+def test_prefix_sharing_on_a_lora_model():
+    peft_lm, _, tok = _lora(["q_proj", "k_proj", "v_proj", "up_proj"], seed=3)
+    items = tiny_items(12, seed=8, kind="group")
+    shared, a, b = _prefix_and_plain(peft_lm, tok, items, batch_size=3)
+    assert shared._prefix_check[1] and shared.prefix_stats["prefix_trees"] > 0
+    assert _max_diff(a, b) < 1e-5
+    with peft_lm.disable_adapter():
+        c = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
+        c = c.predict(items, show_progress=False)
+    assert _max_diff(a, c) > 1e-4  # the adapter (also in the cached prefix) matters

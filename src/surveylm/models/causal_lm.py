@@ -29,6 +29,13 @@ from surveylm.prompts import default_format, get_format, option_orders
 
 __all__ = ["CausalLMAnswerModel"]
 
+#: Prompts, in batches, whose prefix trees run together (one call for their shared
+#: prefixes, one for their group segments: :func:`surveylm.models.prefix_cache.run_plans`);
+#: bounds the keys and values held at once.
+PREFIX_WINDOW = 8
+#: Most prompts in one prefix tree (:func:`surveylm.models.prefix_cache.partition`).
+PLAN_ROWS = 32
+
 
 class CausalLMAnswerModel(AnswerModel):
     """Any Hugging Face causal LM as an answer model (see module docstring).
@@ -64,6 +71,12 @@ class CausalLMAnswerModel(AnswerModel):
             feed-forward block at the last position only
             (:mod:`surveylm.models.last_position`); checked once per model against the
             plain forward, which is used where the two differ. ``False`` = always plain.
+        prefix_sharing: At predict time, sort prompts so that shared token prefixes are
+            neighbours and compute a batch's shared prefix once
+            (:mod:`surveylm.models.prefix_cache`); checked once per model against the
+            plain forward, which is used where the two differ. ``False`` = always plain.
+        min_shared_prefix: Shortest shared prefix (tokens) worth a separate pass; batches
+            sharing less run the plain forward.
     """
 
     name: ClassVar[str] = "causal-lm"
@@ -88,6 +101,8 @@ class CausalLMAnswerModel(AnswerModel):
         use_safetensors: bool = True,
         seed: int = 0,
         last_position_trim: bool = True,
+        prefix_sharing: bool = True,
+        min_shared_prefix: int = 16,
     ) -> None:
         self.model_name = model_name
         self.prompt_format = prompt_format
@@ -107,6 +122,8 @@ class CausalLMAnswerModel(AnswerModel):
         self.use_safetensors = use_safetensors
         self.seed = seed
         self.last_position_trim = last_position_trim
+        self.prefix_sharing = prefix_sharing
+        self.min_shared_prefix = min_shared_prefix
 
     @classmethod
     def from_model(cls, model: Any, tokenizer: Any, **params: Any) -> CausalLMAnswerModel:
@@ -271,47 +288,153 @@ class CausalLMAnswerModel(AnswerModel):
         """Option distributions (averaged over ``permutations`` orders) and format mass.
 
         Works on an unfitted model (zero-shot). One forward pass per batch of
-        length-sorted, left-padded prompts, under ``torch.inference_mode``.
+        length-sorted, left-padded prompts, under ``torch.inference_mode``; with
+        ``prefix_sharing``, runs of neighbours in lexicographic token order that share a
+        long enough prefix are scored as prefix trees instead, each shared prefix
+        computed once (:mod:`surveylm.models.prefix_cache`). Afterwards
+        ``prefix_stats`` holds the prompt tokens, the tokens and positions (padding
+        included) computed, and the numbers of prefix trees and plain batches.
         """
         import torch
         from tqdm.auto import tqdm
 
         from surveylm.models.option_tokens import CausalLMOptionScorer, OptionCollator
+        from surveylm.models.prefix_cache import run_plans
 
         self._ensure_loaded()
         encoded = self._encode(items, self.permutations)
         scorer = CausalLMOptionScorer(self._lm).eval()
         collate = OptionCollator(self._pad)
-        order = sorted(range(len(encoded)), key=lambda j: -len(encoded[j].input_ids))
-        bs = max(1, int(self.batch_size))
         sums = [np.zeros(q.n_options) for q in items.item_questions()]
         mass = np.zeros(len(items))
         counts = np.zeros(len(items))
-        starts = range(0, len(order), bs)
+
+        def inputs(chunk: list[Any]) -> list[Any]:
+            batch = collate([{"input_ids": e.input_ids, "option_token_ids": e.option_ids}
+                             for e in chunk])  # fmt: skip
+            return [batch[k].to(self._device)
+                    for k in ("input_ids", "attention_mask", "option_token_ids")]  # fmt: skip
+
         with torch.inference_mode():
-            for s in tqdm(
-                starts, desc="scoring", disable=None if show_progress is None else not show_progress
-            ):
-                chunk = [encoded[j] for j in order[s : s + bs]]
-                batch = collate([{"input_ids": e.input_ids, "option_token_ids": e.option_ids}
-                                 for e in chunk])  # fmt: skip
-                args = [batch[k].to(self._device)
-                        for k in ("input_ids", "attention_mask", "option_token_ids")]  # fmt: skip
-                with self._trim(scorer, args).active():
-                    scores = scorer(*args).double().cpu().numpy()
-                for e, row in zip(chunk, scores, strict=True):
-                    logp = row[: len(e.order)]
-                    top = logp.max()
-                    total = np.exp(logp - top).sum()
-                    sums[e.index][e.order] += np.exp(logp - top) / total
-                    mass[e.index] += np.exp(top) * total
-                    counts[e.index] += 1
+            units = self._batches(encoded, sharing=self.prefix_sharing)
+            first = next((u for u in units if u[1] is not None), None)
+            if first is not None and not self._prefix_exact(scorer, first, encoded, inputs):
+                units = self._batches(encoded, sharing=False)
+            for batches, plans in tqdm(
+                units, desc="scoring",
+                disable=None if show_progress is None else not show_progress,
+            ):  # fmt: skip
+                chunks = [[encoded[j] for j in rows] for rows in batches]
+                args = [inputs(chunk) for chunk in chunks]
+                with self._trim(scorer, args[0]).active():
+                    if plans is None:
+                        scores = [scorer(*args[0])]
+                    else:
+                        scores = run_plans(scorer, plans, [a[2] for a in args], self._pad, self._bs)
+                for chunk, chunk_scores in zip(chunks, scores, strict=True):
+                    for e, row in zip(chunk, chunk_scores.double().cpu().numpy(), strict=True):
+                        logp = row[: len(e.order)]
+                        top = logp.max()
+                        total = np.exp(logp - top).sum()
+                        sums[e.index][e.order] += np.exp(logp - top) / total
+                        mass[e.index] += np.exp(top) * total
+                        counts[e.index] += 1
+        self.prefix_stats = self._prefix_stats(encoded, units)
         dists = [s / c for s, c in zip(sums, counts, strict=True)]
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
                    "chat": self.uses_chat},
         )  # fmt: skip
+
+    @property
+    def _bs(self) -> int:
+        return max(1, int(self.batch_size))
+
+    def _batches(
+        self, encoded: list[Any], *, sharing: bool
+    ) -> list[tuple[list[list[int]], list[Any] | None]]:
+        """Units of work ``(runs of prompt indices, plans)``. With ``sharing``: windows
+        of up to :data:`PREFIX_WINDOW` batches' worth of prompts, as runs of neighbours in
+        lexicographic token order whose shared prefix is long enough, with their
+        :class:`~surveylm.models.prefix_cache.PrefixPlan` (run together by
+        :func:`~surveylm.models.prefix_cache.run_plans`); the other prompts sorted by
+        length (least padding), one batch per unit, plans ``None`` (the plain forward)."""
+        from surveylm.models.prefix_cache import accepts_prefix_cache, partition, plan_batch
+
+        bs = max(1, int(self.batch_size))
+        planned: list[tuple[list[int], Any]] = []
+        rest = list(range(len(encoded)))
+        if sharing and accepts_prefix_cache(self._lm):
+            lexicographic = sorted(rest, key=lambda j: encoded[j].input_ids)
+            seqs = [encoded[j].input_ids for j in lexicographic]
+            rest = []
+            for lo, hi, shared in partition(
+                seqs, max_rows=PLAN_ROWS, min_prefix=self.min_shared_prefix
+            ):
+                plan = (
+                    plan_batch(seqs[lo:hi], min_prefix=self.min_shared_prefix) if shared else None
+                )
+                if plan is None:
+                    rest += lexicographic[lo:hi]
+                else:
+                    planned.append((lexicographic[lo:hi], plan))
+        rest.sort(key=lambda j: -len(encoded[j].input_ids))
+        units: list[tuple[list[list[int]], list[Any] | None]] = []
+        for rows, plan in planned:
+            if not units or sum(map(len, units[-1][0])) + len(rows) > PREFIX_WINDOW * bs:
+                units.append(([], []))
+            units[-1][0].append(rows)
+            units[-1][1].append(plan)
+        return units + [([rest[s : s + bs]], None) for s in range(0, len(rest), bs)]
+
+    def _prefix_exact(
+        self, scorer: Any, unit: tuple[list[list[int]], list[Any]], encoded: list[Any],
+        inputs: Any,
+    ) -> bool:  # fmt: skip
+        """Whether shared-prefix scoring gives this model's numbers: checked once per model
+        on one ``unit`` of planned batches against the plain forward (both with the trim
+        in use)."""
+        import torch
+
+        from surveylm.models.prefix_cache import prefix_is_exact, run_plans
+
+        cached = getattr(self, "_prefix_check", None)
+        if cached is not None and cached[0] is self._lm:
+            return cached[1]
+        batches, plans = unit
+        args = [inputs([encoded[j] for j in rows]) for rows in batches]
+        dtype = next(self._lm.parameters()).dtype
+        with self._trim(scorer, args[0]).active():
+            ok = prefix_is_exact(
+                lambda: torch.cat([scorer(*a).flatten() for a in args]),
+                lambda: torch.cat([x.flatten() for x in run_plans(
+                    scorer, plans, [a[2] for a in args], self._pad, self._bs)]),
+                dtype=dtype,
+            )  # fmt: skip
+        self._prefix_check = (self._lm, ok)
+        return ok
+
+    def _prefix_stats(
+        self, encoded: list[Any], units: list[tuple[list[list[int]], list[Any] | None]]
+    ) -> dict:
+        """Tokens in the prompts vs tokens and positions (padding included) computed."""
+        from surveylm.models.prefix_cache import positions_run
+
+        tokens = sum(len(e.input_ids) for e in encoded)
+        run, positions, shared, n = 0, 0, 0, 0
+        for batches, plans in units:
+            n += len(batches)
+            if plans is None:
+                lengths = [len(encoded[j].input_ids) for j in batches[0]]
+                run += sum(lengths)
+                positions += max(lengths) * len(lengths)
+            else:
+                run += sum(plan.tokens_run for plan in plans)
+                positions += positions_run(plans, self._bs)
+                shared += len(plans)
+        return {"prompt_tokens": tokens, "tokens_run": run, "positions_run": positions,
+                "prefix_trees": shared, "plain_batches": n - shared}  # fmt: skip
 
     def _trim(self, scorer: Any, args: list[Any]) -> Any:
         """The top-layer last-position trim (:mod:`surveylm.models.last_position`) when it

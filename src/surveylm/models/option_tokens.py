@@ -112,18 +112,25 @@ class CausalLMOptionScorer(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         option_token_ids: torch.Tensor,
+        past_key_values: Any = None,
         **_: Any,
     ) -> torch.Tensor:
         """Option log-probabilities at the last (left-padded) position.
 
         Args:
             input_ids: ``[B, T]`` left-padded prompts.
-            attention_mask: ``[B, T]``, 0 on padding.
+            attention_mask: ``[B, T]``, 0 on padding; with ``past_key_values`` ``[B, C + T]``
+                (the cached positions first).
             option_token_ids: ``[B, K, V]`` token ids of each option's variants, -1 padded.
+            past_key_values: A cache of the tokens before ``input_ids``
+                (:mod:`surveylm.models.prefix_cache`).
         """
-        kwargs: dict[str, Any] = {"use_cache": False}
-        if self._positions:  # left padding: real tokens start at position 0
-            kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {"use_cache": past_key_values is not None}
+        if past_key_values is not None:
+            kwargs["past_key_values"] = past_key_values
+        if self._positions:  # padding: positions count real tokens only, from 0
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            kwargs["position_ids"] = positions[:, -input_ids.shape[1] :]
         if self._keep_last:
             kwargs["logits_to_keep"] = 1
         with contiguous_head(self.model):  # one matrix product for the head, not a bmm
