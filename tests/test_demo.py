@@ -10,31 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from demo_fixtures import baseline_demo_config as small_demo_config
 from surveylm.cli import app
 from surveylm.errors import ConfigError
 from surveylm.experiments.demo import DemoConfig, demo_config, demo_summary, run_demo
-
-BASELINES_IMP = [
-    {"name": "uniform", "model": "uniform"},
-    {"name": "marginal", "model": "question-marginal"},
-    {"name": "logistic", "model": "logistic"},
-]
-BASELINES_SIM = [
-    {"name": "uniform", "model": "uniform"},
-    {"name": "question marginal", "model": "question-marginal"},
-    {"name": "group marginal", "model": "group-marginal"},
-]
-
-
-def small_demo_config(seed: int = 3) -> DemoConfig:
-    """The quick demo with baseline methods only (seconds, no language model)."""
-    raw = demo_config(quick=True).model_dump()
-    raw["seed"] = seed
-    raw["imputation"]["methods"] = BASELINES_IMP
-    raw["simulation"]["methods"] = BASELINES_SIM
-    raw["simulation"]["robustness"] = None
-    raw["simulation"]["data_efficiency"]["methods"] = ["group marginal"]
-    return DemoConfig.model_validate(raw)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ runners the demo uses, then copied for the tests that remove or alter parts of i
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -15,66 +14,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from surveylm.experiments.data_efficiency import run_data_efficiency
-from surveylm.experiments.imputation import run_imputation_benchmark
-from surveylm.experiments.imputation_config import ImputationConfig
-from surveylm.experiments.simulation import run_simulation_benchmark
-from surveylm.experiments.simulation_config import SimulationConfig
+from demo_fixtures import baseline_demo_config
+from surveylm.experiments.demo import run_demo
 from surveylm.report import FIGURES, build_report
 from surveylm.report.figures import calibration_bins, example_pairs, expected_calibration_error
 
-IMPUTATION = {
-    "dataset": "anes1996",
-    "target": "vote",
-    "features": ["PID", "selfLR", "educ"],
-    "group_by": "age_group",
-    "min_group_n": 30,
-    "max_respondents": 300,
-    "scenarios": [
-        {"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"},
-        {"kind": "convenience", "filter": "age < 30", "name": "under 30"},
-    ],
-    "methods": [
-        {"name": "uniform", "model": "uniform"},
-        {"name": "marginal", "model": "question-marginal"},
-        {"name": "cell means", "model": "group-marginal"},
-    ],
-    "m": 3,
-    "n_boot": 20,
-    "seed": 3,
-}
-SIMULATION = {
-    "dataset": "anes1996",
-    "questions": ["vote", "selfLR", "ClinLR", "DoleLR", "TVnews", "PID"],
-    "group_by": ["party", "educ3"],
-    "min_n": 15,
-    "test_questions": ["DoleLR", "TVnews"],
-    "test_group_fraction": 0.3,
-    "methods": [
-        {"name": "uniform", "model": "uniform"},
-        {"name": "question marginal", "model": "question-marginal"},
-        {"name": "group marginal", "model": "group-marginal"},
-        {"name": "training data 25%", "model": "training-data", "params": {"fraction": 0.25}},
-    ],
-    "robustness": None,
-    "data_efficiency": {"fractions": [0.25, 1.0], "subsamples": 1},
-    "n_boot": 20,
-    "seed": 3,
-}
+CONFIG = baseline_demo_config(seed=3)
 SECTIONS = ("summary", "vote-share", "respondent", "calibration", "coverage", "distribution",
             "examples", "data-efficiency", "methods", "reproduce")  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A run folder as the demo writes it (without the LM methods), report not built."""
+    """A run folder as the demo writes it (baseline methods only), report not built."""
     run = tmp_path_factory.mktemp("run")
-    run_imputation_benchmark(ImputationConfig(**IMPUTATION), run / "imputation", progress=False)
-    sim = SimulationConfig(**SIMULATION)
-    run_simulation_benchmark(sim, run / "simulation", progress=False)
-    run_data_efficiency(sim, run / "simulation", progress=False)
-    info = {"seed": 3, "command": "pytest", "stage_seconds": {"imputation": 1.0}}
-    (run / "run.json").write_text(json.dumps(info))
+    run_demo(CONFIG, run, progress=False, report=False, command="pytest")
     return run
 
 
@@ -182,7 +136,7 @@ def test_missing_tables_and_empty_folder(copy, tmp_path) -> None:
 def test_groups_below_min_n_are_never_shown(copy) -> None:
     path = copy / "simulation" / "distributions.parquet"
     dist = pd.read_parquet(path)
-    min_n = SIMULATION["min_n"]
+    min_n = CONFIG.simulation.min_n
     item = dist[dist["split"] == "unseen_q/unseen_g"]["item_id"].iloc[0]
     tiny = dist[(dist["split"] == "unseen_q/unseen_g") & (dist["item_id"] == item)].copy()
     tiny["item_id"] = "DoleLR|tinycell = yes"
