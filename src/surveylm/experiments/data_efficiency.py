@@ -54,8 +54,8 @@ def run_data_efficiency(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Curves ``(method, fraction, subsample, value)`` and the worth table
     ``(method, fraction, value, band_low, band_high, equivalent_fraction)`` (bands: 95 %
-    bootstrap over items, ``config.n_boot`` resamples); writes both (Parquet + CSV) and
-    ``data_efficiency.png/.svg`` to ``output_dir``."""
+    bootstrap over items, ``config.n_boot`` resamples but at least 100); writes both
+    (Parquet + CSV) and ``data_efficiency.png/.svg`` to ``output_dir``."""
     if not isinstance(config, SimulationConfig):
         config = load_simulation_config(config)
     de = config.data_efficiency

@@ -28,16 +28,23 @@ import json
 import platform
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from surveylm.experiments.imputation_config import ImputationConfig
 from surveylm.experiments.simulation_config import SimulationConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from surveylm.experiments.imputation import ImputationResults
+    from surveylm.experiments.simulation import SimulationResults
 
 __all__ = [
     "DemoConfig",
@@ -103,16 +110,16 @@ def demo_config(
     return config
 
 
-class DemoResults(BaseModel):
-    """What :func:`run_demo` did: the folder, the stages' wall times, the report path."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+@dataclass
+class DemoResults:
+    """What :func:`run_demo` did: the folder, the stages' wall times, the results of the
+    two comparisons and the report's path."""
 
     run_dir: Path
     report: Path | None = None
-    stage_seconds: dict[str, float] = Field(default_factory=dict)
-    imputation: Any = None
-    simulation: Any = None
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    imputation: ImputationResults | None = None
+    simulation: SimulationResults | None = None
 
     @property
     def wall_seconds(self) -> float:
@@ -190,11 +197,9 @@ def run_demo(
     return out
 
 
-def demo_summary(results: DemoResults) -> tuple[Any, Any]:
+def demo_summary(results: DemoResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The terminal summary: imputation (scenario × method: accuracy, log loss, vote-share
     TV, Rubin-interval coverage) and simulation (method × split: TV)."""
-    import pandas as pd
-
     imp = results.imputation.summary
     cols = [c for c in ("accuracy", "log_loss", "tv", "coverage") if c in imp.columns]
     imputation = imp[["scenario", "method", *cols]].rename(
@@ -203,9 +208,7 @@ def demo_summary(results: DemoResults) -> tuple[Any, Any]:
     overall = results.simulation.overall
     tv = overall[overall["metric"] == "tv"]
     simulation = tv.pivot_table(index="method", columns="split", values="value", sort=False)
-    order = list(dict.fromkeys(tv["method"]))
-    simulation = simulation.reindex(order).reset_index()
-    return imputation.round(3), pd.DataFrame(simulation).round(3)
+    return imputation.round(3), simulation.reset_index().round(3)
 
 
 def _now() -> str:

@@ -43,6 +43,7 @@ from surveylm.experiments.imputation_config import (
     MethodConfig,
     load_imputation_config,
 )
+from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.missingness import MCARConfig, apply_missingness
 from surveylm.models import make_model, model_class
@@ -141,6 +142,8 @@ def run_imputation_benchmark(
     truth_items = build_respondent_items(full, config.target, config.features)
     row_of = {rid: i for i, rid in enumerate(truth_items.frame["respondent_id"])}
     groups = _groups(full, config.group_by)
+    truth_codes = pd.Series(full.codes(config.target), index=full.data.index.astype(str))
+    options = full.questions[config.target].options
     total = sum(len(u) for u in units.values()) * len(config.methods)
     resp, pop, times, pred_rows = [], [], [], []
     with progress_bar("imputation", total, progress) as advance:
@@ -167,7 +170,7 @@ def run_imputation_benchmark(
                                       len(test)))  # fmt: skip
                         preds[method.name].append(p)
                         pred_rows.append(
-                            _prediction_rows(p, test, full, config.target).assign(
+                            _prediction_rows(p, test, truth_codes, options).assign(
                                 scenario=scenario, method=method.name, rep=rep, unit=unit
                             )
                         )
@@ -188,14 +191,15 @@ def run_imputation_benchmark(
     respondent = respondent[["scenario", "method", "rep", "metric", "value", "ci_low",
                              "ci_high", "n_items"]]  # fmt: skip
     population = pd.concat(pop, ignore_index=True)
-    lead = ["scenario", "method", "rep", "unit", "group_var", "group", "option"]
-    population = population[[*lead, *[c for c in population.columns if c not in lead]]]
+    population = columns_first(
+        population, ["scenario", "method", "rep", "unit", "group_var", "group", "option"]
+    )
     timings = pd.DataFrame(
         times, columns=["scenario", "method", "rep", "unit", "seconds", "n_train", "n_imputed"]
     )
-    predictions = pd.concat(pred_rows, ignore_index=True)
-    lead = ["scenario", "method", "rep", "unit"]
-    predictions = predictions[[*lead, *[c for c in predictions.columns if c not in lead]]]
+    predictions = columns_first(
+        pd.concat(pred_rows, ignore_index=True), ["scenario", "method", "rep", "unit"]
+    )
     coverage = _coverage(population)
     summary = _summary(config, respondent, population, timings)
     settings = {
@@ -317,13 +321,14 @@ def _population_rows(
         )
 
 
-def _prediction_rows(preds: Predictions, test: ItemSet, full: Survey, target: str) -> pd.DataFrame:
-    """Long ``respondent_id, weight, option, prob, observed`` rows of one draw's imputations."""
+def _prediction_rows(
+    preds: Predictions, test: ItemSet, truth_codes: pd.Series, options: list[str]
+) -> pd.DataFrame:
+    """Long ``respondent_id, weight, option, prob, observed`` rows of one draw's imputations
+    (``truth_codes``: each respondent's true option index, by respondent id)."""
     preds = preds.for_items(test)
-    options = full.questions[target].options
-    codes = pd.Series(full.codes(target), index=full.data.index.astype(str))
     rid = test.frame["respondent_id"].astype(str).to_numpy()
-    truth = codes.loc[rid].to_numpy()
+    truth = truth_codes.loc[rid].to_numpy()
     k = len(options)
     probs = np.vstack(preds.distributions) if len(preds) else np.zeros((0, k))
     return pd.DataFrame(

@@ -38,6 +38,7 @@ from surveylm.experiments.simulation_config import (
     SimulationConfig,
     load_simulation_config,
 )
+from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_group_items
 from surveylm.models import make_model, model_class
 from surveylm.models.base import Predictions
@@ -378,7 +379,7 @@ def run_simulation_benchmark(
         per_group=out["per_group"], diversity=pd.DataFrame(div),
         robustness=pd.DataFrame(rob, columns=["split", "method", "variant", "metric", "value"]),
         timings=pd.DataFrame(times), config=config, settings=facts,
-        distributions=_leading(pd.concat(dists, ignore_index=True), ["split", "method"]),
+        distributions=columns_first(pd.concat(dists, ignore_index=True), ["split", "method"]),
     )  # fmt: skip
     if output_dir is not None:
         results.to_files(output_dir)
@@ -404,10 +405,5 @@ def distribution_rows(items: ItemSet, pred: Predictions) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _leading(frame: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
-    return frame[[*lead, *[c for c in frame.columns if c not in lead]]]
-
-
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.rename(columns={"model": "method"})
-    return frame[["split", *[c for c in frame.columns if c != "split"]]]
+    return columns_first(frame.rename(columns={"model": "method"}), ["split"])

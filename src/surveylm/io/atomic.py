@@ -68,6 +68,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
+def columns_first(frame: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
+    """``frame`` with the ``lead`` columns first (the keys of a tidy table), the rest after."""
+    return frame[[*lead, *[c for c in frame.columns if c not in lead]]]
+
+
 def write_table(frame: pd.DataFrame, stem: str | Path) -> list[Path]:
     """Write ``stem.parquet`` and ``stem.csv`` atomically: the tidy-results format.
 
