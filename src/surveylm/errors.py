@@ -80,3 +80,9 @@ def preview(values: Iterable[object], limit: int = 5) -> str:
     shown = ", ".join(repr(v) for v in values[:limit])
     extra = len(values) - limit
     return shown + (f" (and {extra} more)" if extra > 0 else "")
+
+
+def shorten(text: object, limit: int) -> str:
+    """``text`` on one line, cut to at most ``limit`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from surveylm.errors import ConfigError, DataError, LeakageWarning, preview
+from surveylm.errors import ConfigError, DataError, LeakageWarning, preview, shorten
 from surveylm.items import ItemSet
 from surveylm.survey import Survey
 
@@ -208,18 +208,13 @@ def _check_leaks(train: ItemSet, test: ItemSet, near_duplicate_threshold: float 
         twin = max(scores, key=scores.__getitem__, default=None)
         if twin is not None and scores[twin] > near_duplicate_threshold:
             warnings.warn(
-                f"test question '{q}' ({_short(text)!r}) nearly duplicates training question "
-                f"'{twin}' ({_short(train.questions[twin].text)!r}): word-set similarity "
+                f"test question '{q}' ({shorten(text, 60)!r}) nearly duplicates training question "
+                f"'{twin}' ({shorten(train.questions[twin].text, 60)!r}): word-set similarity "
                 f"{scores[twin]:.2f} > {near_duplicate_threshold}; if it is the same question "
                 "reworded, it leaks into training (near_duplicate_threshold=None silences this)",
                 LeakageWarning,
                 stacklevel=4,
             )
-
-
-def _short(text: str, limit: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _refuse_text_leaks(train: ItemSet, test: ItemSet) -> None:

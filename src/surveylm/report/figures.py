@@ -25,6 +25,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
+from surveylm.errors import shorten
 from surveylm.report.data import SPLIT_LABELS
 
 __all__ = [
@@ -120,11 +121,6 @@ def _tick(text: str) -> str:
     return "\n".join(lines[:2]) + ("…" if len(lines) > 2 else "")
 
 
-def _short(text: str, width: int = 24) -> str:
-    text = str(text)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
 def _dot_whisker(ax, rows: pd.DataFrame, methods: list[str], styles, dodge: str | None = None):
     """Horizontal dots with interval whiskers, first method on top. ``rows`` has
     ``method, value, low, high`` (and ``dodge`` for several estimates per method)."""
@@ -205,7 +201,7 @@ def vote_share(
                 if len(truth):
                     ax.axvline(100 * truth.iloc[0], color="black", lw=1.2, ls="--", zorder=0)
                 ax.set_title(_wrap(s, 30))
-                ax.set_xlabel(f"{_short(opt, 28)} share (%)")
+                ax.set_xlabel(f"{shorten(opt, 28)} share (%)")
                 ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         handles = [
             Line2D([], [], color="black", ls="--", lw=1.2, label="true full-sample share"),
@@ -316,7 +312,7 @@ def reliability(
     xlabel = "predicted probability (every option)"
     if len(options) == 2:
         predictions = predictions[predictions["option"] == options[0]]
-        xlabel = f"predicted probability of “{_short(options[0], 26)}”"
+        xlabel = f"predicted probability of “{shorten(options[0], 26)}”"
     scen = _order(predictions["scenario"], scenarios)
     meths = [m for m in _order(predictions["method"], methods) if m not in set(exclude)]
     styles = method_styles(_order(predictions["method"], methods))
@@ -340,7 +336,7 @@ def reliability(
                         ms=5.5, lw=1.3, mec="white", mew=0.5)  # fmt: skip
                 ece = expected_calibration_error(b)
                 handles.append(Line2D([], [], color=color, marker=marker, lw=1.3,
-                                      label=f"{_short(m)}  ECE {ece:.3f}"))  # fmt: skip
+                                      label=f"{shorten(m, 24)}  ECE {ece:.3f}"))  # fmt: skip
             ax.set_xlim(-0.02, 1.02)
             ax.set_ylim(-0.02, 1.02)
             ax.set_aspect("equal")
@@ -485,8 +481,9 @@ def predicted_vs_human(
             ax.set_xticks(x)
             rotate = len(options) > 3 or max(len(str(o)) for o in options) > 12
             ax.set_xticklabels(
-                [_short(o) if rotate else _tick(o) for o in options], rotation=40 if rotate else 0,
-                ha="right" if rotate else "center", rotation_mode="anchor",
+                [shorten(o, 24) if rotate else _tick(o) for o in options],
+                rotation=40 if rotate else 0, ha="right" if rotate else "center",
+                rotation_mode="anchor",
             )  # fmt: skip
             ax.grid(axis="x", visible=False)
             ax.set_ylim(0, 1)
