@@ -11,8 +11,8 @@ reproduces the demo's imputation numbers exactly (same config, same seed). The r
 
     RUN_DIR/
       config.yaml        the demo config that was run (both sections, the seed)
-      run.json           seed, command, start/end, wall time per stage, platform
-      versions.json      Python and the packages that shape the numbers
+      run.json           seed, command, start/end, wall time per stage
+      versions.json      Python, the platform and the packages that shape the numbers
       imputation/        tidy results (Parquet + CSV), config.yaml, settings.json
       simulation/        tidy results, data-efficiency curves, config.yaml, settings.json
       figures/           every report figure as PNG and SVG

@@ -362,7 +362,7 @@ class CausalLMAnswerModel(AnswerModel):
         length (least padding), one batch per unit, plans ``None`` (the plain forward)."""
         from surveylm.models.prefix_cache import accepts_prefix_cache, partition, plan_batch
 
-        bs = max(1, int(self.batch_size))
+        bs = self._bs
         planned: list[tuple[list[int], Any]] = []
         rest = list(range(len(encoded)))
         if sharing and accepts_prefix_cache(self._lm):
