@@ -447,7 +447,7 @@ def test_prefix_sharing_falls_back_where_the_cache_is_refused():
     lm, tok = _in_memory("llama")
 
     def refuse(_m, _a, kwargs):
-        if kwargs.get("past_key_values") is not None:
+        if kwargs.get("past_key_values") is not None or kwargs.get("cache") is not None:
             raise TypeError("this model takes no cache")
 
     handle = lm.model.register_forward_pre_hook(refuse, with_kwargs=True)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from surveylm.errors import DataError, ModelError, where
+from surveylm.models.hf_compat import base_model, cache_keyword
 from surveylm.models.last_position import contiguous_head
 from surveylm.prompts import PromptFormat, apply_chat_template, option_letters, render_prompt
 
@@ -102,10 +103,10 @@ class CausalLMOptionScorer(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        params = inspect.signature(base.forward).parameters
+        params = inspect.signature(base_model(model).forward).parameters
         self._keep_last = "logits_to_keep" in params
         self._positions = "position_ids" in params
+        self._cache_keyword = cache_keyword(model)
 
     def forward(
         self,
@@ -127,7 +128,9 @@ class CausalLMOptionScorer(nn.Module):
         """
         kwargs: dict[str, Any] = {"use_cache": past_key_values is not None}
         if past_key_values is not None:
-            kwargs["past_key_values"] = past_key_values
+            if self._cache_keyword is None:
+                raise TypeError(f"{type(base_model(self.model)).__name__} takes no key/value cache")
+            kwargs[self._cache_keyword] = past_key_values
         if self._positions:  # padding: positions count real tokens only, from 0
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
             kwargs["position_ids"] = positions[:, -input_ids.shape[1] :]

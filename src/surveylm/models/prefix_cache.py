@@ -21,8 +21,8 @@ count real tokens only (``cumsum(mask) - 1``), so every real token sees exactly 
 tokens of its own prompt at the positions it has in the plain forward, and every prompt
 ends at the last position, where the answer is read (so
 :mod:`surveylm.models.last_position` works unchanged). The numbers equal the plain
-forward's up to float rounding. The model class must accept ``past_key_values`` and
-``position_ids`` and use a cache with ``layers`` and ``batch_select_indices``
+forward's up to float rounding. The model class must accept a cache (``cache`` in
+transformers 5, ``past_key_values`` in 4) and ``position_ids`` and use a cache with ``layers`` and ``batch_select_indices``
 (transformers' ``DynamicCache``); :func:`prefix_is_exact` checks a model once against
 the plain forward (a sliding-window cache, say, would differ) so that callers can fall
 back.
@@ -40,6 +40,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from surveylm.models.hf_compat import base_model, cache_keyword, output_cache
 from surveylm.models.last_position import scores_agree
 
 __all__ = [
@@ -180,25 +181,27 @@ def _left_pad(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, to
 
 
 def accepts_prefix_cache(model: nn.Module) -> bool:
-    """Whether the model's forward takes ``past_key_values`` and ``position_ids``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    params = inspect.signature(base.forward).parameters
-    return "past_key_values" in params and "position_ids" in params
+    """Whether the model's forward takes a key/value cache (``cache`` or
+    ``past_key_values``, :func:`~surveylm.models.hf_compat.cache_keyword`) and
+    ``position_ids``."""
+    params = inspect.signature(base_model(model).forward).parameters
+    return cache_keyword(model) is not None and "position_ids" in params
 
 
 def _decoder(model: nn.Module) -> nn.Module:
     """The model without its LM head (a peft model's adapters stay injected in it): the
     prefix stages need keys and values, not logits."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base = base_model(model)
     return base.get_decoder() if hasattr(base, "get_decoder") else base
 
 
 def _extend(decoder: nn.Module, ids: torch.Tensor, mask: torch.Tensor, cache: Any) -> Any:
     """Run ``ids`` after the cached tokens; returns the grown cache."""
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -ids.shape[1] :]
+    keyword = cache_keyword(decoder) or "past_key_values"
     out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions,
-                  past_key_values=cache, use_cache=True)  # fmt: skip
-    return out.past_key_values
+                  use_cache=True, **{keyword: cache})  # fmt: skip
+    return output_cache(out)
 
 
 def _select(cache: Any, rows: torch.Tensor) -> Any:
