@@ -13,8 +13,10 @@ def test_question_validates_options_and_ordinal():
         Question("q", "How?", ("a", "a"))
     with pytest.raises(CodebookError, match="2 ordinal values for 3 options"):
         Question("q", "How?", ("a", "b", "c"), (1, 2))
-    with pytest.raises(CodebookError, match="must increase"):
-        Question("q", "How?", ("a", "b", "c"), (1, 3, 2))
+    # the order comes from the values (SubPOP: descending, fractional, unequal spacing)
+    assert Question("q", "How?", ("a", "b", "c"), (2.0, 1.5, 1.0)).ordinal == (2.0, 1.5, 1.0)
+    with pytest.raises(CodebookError, match=r"2\+ distinct non-negative"):
+        Question("q", "How?", ("a", "b", "c"), (1, 1, -1))
     with pytest.raises(CodebookError, match="at least 2 options"):
         Question("q", "How?", ("a",))
 

@@ -12,7 +12,6 @@ and survey weights.
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,8 @@ class Question:
         options: Answer options in codebook order.
         ordinal: Numeric value of each option for ordinal questions, ``None`` for nominal
             ones. Negative values mark non-substantive options ("Don't know", "Refused").
+            The values may be fractional, descending or unequally spaced: the scale's order
+            and spacing are the values' own.
         source: Name of the survey the question comes from (used by unseen-survey splits).
         label: Short name used when the question is shown as a respondent feature
             ("Party identification: Strong Democrat"); defaults to the id.
@@ -64,13 +65,12 @@ class Question:
                 )
             if not all(math.isfinite(v) for v in values):
                 raise CodebookError(f"{loc}ordinal values must be finite, got {list(values)}")
-            substantive = [v for v in values if v >= 0]
-            if len(substantive) < 2:
-                raise CodebookError(f"{loc}an ordinal question needs 2+ non-negative values")
-            if any(b <= a for a, b in itertools.pairwise(substantive)):
+            # The scale's order comes from the values, not the option order: SubPOP's files
+            # list e.g. "Too little / About right / Too much" as 2.0 / 1.5 / 1.0.
+            if len({v for v in values if v >= 0}) < 2:
                 raise CodebookError(
-                    f"{loc}ordinal values of substantive options must increase in option "
-                    f"order, got {list(values)}"
+                    f"{loc}an ordinal question needs 2+ distinct non-negative values, got "
+                    f"{list(values)}"
                 )
             object.__setattr__(self, "ordinal", values)
 

@@ -251,8 +251,8 @@ def permute_options(items: ItemSet, seed: int) -> tuple[ItemSet, dict[str, np.nd
         if np.array_equal(perm, np.arange(q.n_options)):
             perm = np.roll(perm, 1)
         perms[qid] = perm
-        # ordinal values must increase in option order, so the permuted copy is nominal;
-        # predictions are mapped back to codebook order before scoring
+        # the permuted copy is only predicted (nominal is enough); predictions are mapped
+        # back to codebook order and scored against the original question
         questions[qid] = dataclasses.replace(q, options=tuple(q.options[k] for k in perm),
                                              ordinal=None)  # fmt: skip
     frame = items.frame.copy()

@@ -42,8 +42,9 @@ def _pair(p: ArrayLike, q: ArrayLike, context: str) -> tuple[np.ndarray, np.ndar
 
 
 def check_ordinal(ordinal: ArrayLike, n_options: int, *, context: str = "") -> np.ndarray:
-    """Validate ordinal option values: one per option, finite, substantive (non-negative)
-    values increasing in option order, at least two of them.
+    """Validate ordinal option values: one per option, finite, at least two distinct
+    substantive (non-negative) values. They need not increase in option order: the scale's
+    order and spacing are the values' own (SubPOP lists e.g. 2.0 / 1.5 / 1.0).
 
     Raises:
         CodebookError: if any of these does not hold.
@@ -53,11 +54,9 @@ def check_ordinal(ordinal: ArrayLike, n_options: int, *, context: str = "") -> n
         raise CodebookError(f"{context}{o.size} ordinal values for {n_options} options")
     if not np.all(np.isfinite(o)):
         raise CodebookError(f"{context}ordinal values must be finite, got {o.tolist()}")
-    sub = o[o >= 0]
-    if sub.size < 2 or np.any(np.diff(sub) <= 0):
+    if np.unique(o[o >= 0]).size < 2:
         raise CodebookError(
-            f"{context}ordinal values need 2+ non-negative values increasing in option "
-            f"order, got {o.tolist()}"
+            f"{context}ordinal values need 2+ distinct non-negative values, got {o.tolist()}"
         )
     return o
 
@@ -89,7 +88,10 @@ def _jsd_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 def _wd_rows(p: np.ndarray, q: np.ndarray, ordinal: np.ndarray | None) -> np.ndarray:
     if ordinal is None:
         return np.full(p.shape[:-1], np.nan)
-    keep = ordinal >= 0
+    keep = np.flatnonzero(ordinal >= 0)
+    # Options in the order of their values (stable: ties keep option order), with the
+    # values' own spacing.
+    keep = keep[np.argsort(ordinal[keep], kind="stable")]
     o = ordinal[keep]
     ps, qs = p[..., keep], q[..., keep]
     ms, mq = ps.sum(axis=-1, keepdims=True), qs.sum(axis=-1, keepdims=True)
@@ -127,7 +129,9 @@ def wasserstein(
     ``WD = Σ_{i<K} |F_p(i) − F_q(i)| · (o_{i+1} − o_i) / (o_K − o_1)`` over the
     substantive options (ordinal value ≥ 0; "don't know"/"refused" options with negative
     values are dropped and both sides renormalised), as in SubPOP (Suh et al. 2025) and
-    OpinionQA. Equals ``scipy.stats.wasserstein_distance(o, o, p, q) / (o_K − o_1)``.
+    OpinionQA. The options are taken in the order of their values ``o`` (sorted), so
+    fractional, descending and unequally spaced values count as given: the distance equals
+    ``scipy.stats.wasserstein_distance(o, o, p, q) / (max o − min o)``.
 
     Args:
         p: Human distribution over the question's options.
