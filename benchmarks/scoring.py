@@ -121,7 +121,7 @@ def ours(scorer: CausalLMAnswerModel, items: ItemSet) -> tuple[list[np.ndarray],
     if scorer._device.startswith("cuda"):
         torch.cuda.synchronize()
     start = time.perf_counter()
-    pred = scorer.predict(items, show_progress=False)
+    pred = scorer.predict(items)
     if scorer._device.startswith("cuda"):
         torch.cuda.synchronize()
     return pred.distributions, time.perf_counter() - start, pred
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     items = benchmark_items(n, args.seed)
     scorer = CausalLMAnswerModel.from_model(
         model, tokenizer, batch_size=bs, max_length=4096, last_position_trim=not args.no_trim,
-        prefix_sharing=not args.no_prefix,
+        prefix_sharing=not args.no_prefix, verbose=False,
     )  # fmt: skip
     lengths = [len(e.input_ids) for e in scorer._encode(items, 1)]
 

@@ -56,7 +56,7 @@ def test_refuses_options_sharing_a_token():
 def test_scores_are_valid_distributions(variant, kind):
     items = tiny_items(9, seed=3, kind=kind)
     model = CausalLMAnswerModel(str(tiny_model_dir(variant)), batch_size=4)
-    pred = model.predict(items, show_progress=False)
+    pred = model.predict(items)
     assert list(pred.item_ids) == list(items.item_ids)
     for d, q in zip(pred.distributions, items.item_questions(), strict=True):
         assert d.shape == (q.n_options,) and np.all(d > 0) and abs(d.sum() - 1) < 1e-9
@@ -96,7 +96,7 @@ def _reference(path, items, *, chat, orders=None, fmt_name=None):
 def test_matches_naive_full_forward_reference(variant):
     items = tiny_items(10, seed=5)
     path = tiny_model_dir(variant)
-    pred = CausalLMAnswerModel(str(path), batch_size=3).predict(items, show_progress=False)
+    pred = CausalLMAnswerModel(str(path), batch_size=3).predict(items)
     ref, mass = _reference(path, items, chat=False)
     diff = max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True))
     assert diff < 1e-5
@@ -107,15 +107,17 @@ def test_permutation_averaging_matches_reference():
     items = tiny_items(6, seed=7)
     path = tiny_model_dir("space")
     for scheme in ("cyclic", "random"):
-        model = CausalLMAnswerModel(str(path), permutations=3, permutation_scheme=scheme, seed=4)
-        pred = model.predict(items, show_progress=False)
+        model = CausalLMAnswerModel(
+            str(path), permutations=3, permutation_scheme=scheme, random_state=4
+        )
+        pred = model.predict(items)
         orders = [option_orders(q.n_options, min(3, q.n_options) if scheme == "cyclic" else 3,
                                 seed=4, scheme=scheme) for q in items.item_questions()]  # fmt: skip
         ref, mass = _reference(path, items, chat=False, orders=orders)
         diff = max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True))
         assert diff < 1e-5
         np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
-    single = CausalLMAnswerModel(str(path)).predict(items, show_progress=False)
+    single = CausalLMAnswerModel(str(path)).predict(items)
     assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, single.distributions,
                                                      strict=True)) > 1e-4  # fmt: skip
 
@@ -130,10 +132,10 @@ def test_chat_path_uses_template_and_generation_prompt():
     text = tok.decode(enc[0].input_ids)
     assert text.startswith("<s><|user|>\n") and text.endswith("Answer:</s>\n<|assistant|>\n")
     assert enc[0].input_ids.count(tok.bos_token_id) == 1  # no second BOS from tokenizing
-    pred = model.predict(items, show_progress=False)
+    pred = model.predict(items)
     ref, _ = _reference(path, items, chat=True)
     assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
-    base = CausalLMAnswerModel(str(path), chat=False).predict(items, show_progress=False)
+    base = CausalLMAnswerModel(str(path), chat=False).predict(items)
     assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, base.distributions,
                                                      strict=True)) > 1e-4  # fmt: skip
 
@@ -152,14 +154,14 @@ def test_base_path_is_plain_text_with_bos():
 def test_prompt_formats_and_country_cue():
     items = tiny_items(3, seed=1)
     path = str(tiny_model_dir("space"))
-    a = CausalLMAnswerModel(path, prompt_format="country").predict(items, show_progress=False)
-    b = CausalLMAnswerModel(path, prompt_format="portray").predict(items, show_progress=False)
+    a = CausalLMAnswerModel(path, prompt_format="country").predict(items)
+    b = CausalLMAnswerModel(path, prompt_format="portray").predict(items)
     assert not np.allclose(a.distributions[0], b.distributions[0])
 
 
 def test_missing_folder_and_offline_hub_id_give_one_line(tmp_path, monkeypatch):
     with pytest.raises(ModelError, match=r"model folder '.*nope' does not exist") as err:
-        CausalLMAnswerModel(str(tmp_path / "nope")).predict(tiny_items(2), show_progress=False)
+        CausalLMAnswerModel(str(tmp_path / "nope")).predict(tiny_items(2))
     assert "\n" not in str(err.value)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="cannot load causal LM 'surveylm-test/no-such-model'"):
@@ -174,7 +176,7 @@ def test_too_long_prompt_names_the_item():
     with pytest.raises(
         DataError, match=r"item 'it0': prompt has .* tokens, more than max_length=10"
     ):
-        model.predict(tiny_items(2), show_progress=False)
+        model.predict(tiny_items(2))
 
 
 def test_zero_shot_fit_only_loads():
@@ -182,8 +184,8 @@ def test_zero_shot_fit_only_loads():
     path = str(tiny_model_dir("space"))
     model = CausalLMAnswerModel(path, zero_shot=True).fit(items)
     assert model.is_fitted and model.trained_ is None
-    a = model.predict(items, show_progress=False)
-    b = CausalLMAnswerModel(path).predict(items, show_progress=False)
+    a = model.predict(items)
+    b = CausalLMAnswerModel(path).predict(items)
     assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
 
 
@@ -197,7 +199,7 @@ def test_question_with_too_many_options_for_single_tokens_is_refused():
 
     big = ItemSet(frame, {**items.questions, "big": q})
     with pytest.raises(ModelError, match="question 'big': option label '10'"):
-        CausalLMAnswerModel(str(tiny_model_dir("space"))).predict(big, show_progress=False)
+        CausalLMAnswerModel(str(tiny_model_dir("space"))).predict(big)
 
 
 def test_from_model_wraps_an_in_memory_model():
@@ -208,8 +210,8 @@ def test_from_model_wraps_an_in_memory_model():
     wrapped = CausalLMAnswerModel.from_model(lm, AutoTokenizer.from_pretrained(path))
     assert wrapped.model_name == str(path)
     items = tiny_items(4)
-    a = wrapped.predict(items, show_progress=False)
-    b = CausalLMAnswerModel(str(path)).predict(items, show_progress=False)
+    a = wrapped.predict(items)
+    b = CausalLMAnswerModel(str(path)).predict(items)
     assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
 
 
@@ -251,7 +253,7 @@ def test_last_position_trim_is_used_and_changes_no_score(arch):
     fed = []  # positions the top layer's feed-forward block computes
     ffn = lm.transformer.h[-1].mlp if arch == "gpt2" else lm.model.layers[-1].mlp
     handle = ffn.register_forward_hook(lambda _m, _a, out: fed.append(out.shape[1]))
-    a = fast.predict(items, show_progress=False)
+    a = fast.predict(items)
     handle.remove()
     trim = fast._trim_cache[1]
     assert trim.applicable and len(trim.targets) == 2  # output projection + feed-forward
@@ -261,7 +263,7 @@ def test_last_position_trim_is_used_and_changes_no_score(arch):
     )
     fed.clear()
     handle = ffn.register_forward_hook(lambda _m, _a, out: fed.append(out.shape[1]))
-    b = plain.predict(items, show_progress=False)
+    b = plain.predict(items)
     handle.remove()
     assert min(fed) > 1  # switched off: every position
     assert _max_diff(a, b) < 1e-5
@@ -271,7 +273,7 @@ def test_last_position_trim_is_used_and_changes_no_score(arch):
 def test_last_position_trim_matches_the_naive_reference():
     items = tiny_items(10, seed=5)
     path = tiny_model_dir("space", layers=3)
-    pred = CausalLMAnswerModel(str(path), batch_size=4).predict(items, show_progress=False)
+    pred = CausalLMAnswerModel(str(path), batch_size=4).predict(items)
     ref, mass = _reference(path, items, chat=False)
     assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
     np.testing.assert_allclose(pred.format_mass, mass, rtol=1e-4)
@@ -286,16 +288,16 @@ def test_last_position_trim_falls_back_where_it_is_not_exact():
     handle = top.register_forward_hook(lambda _m, _a, out: torch.flip(out, dims=[1]))
     items = tiny_items(8, seed=6)
     fast = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
-    a = fast.predict(items, show_progress=False)
+    a = fast.predict(items)
     assert not fast._trim_cache[1].applicable  # the check caught it: plain forward
     b = CausalLMAnswerModel.from_model(lm, tok, batch_size=4, last_position_trim=False).predict(
-        items, show_progress=False
+        items
     )
     handle.remove()
     assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
     # and the check is not vacuous: without the flip the same model is trimmed
     again = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
-    again.predict(items, show_progress=False)
+    again.predict(items)
     assert again._trim_cache[1].applicable
 
 
@@ -362,14 +364,14 @@ def test_last_position_trim_on_a_lora_model():
     peft_lm, lm, tok = _lora(["q_proj", "v_proj", "o_proj", "up_proj"], seed=2)
     items = tiny_items(8, seed=8)
     fast = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
-    a = fast.predict(items, show_progress=False)
+    a = fast.predict(items)
     assert fast._trim_cache[1].applicable
     b = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3, last_position_trim=False)
-    b = b.predict(items, show_progress=False)
+    b = b.predict(items)
     assert _max_diff(a, b) < 1e-5
     with peft_lm.disable_adapter():
         c = CausalLMAnswerModel.from_model(lm, tok, batch_size=3)
-        c = c.predict(items, show_progress=False)
+        c = c.predict(items)
     assert _max_diff(a, c) > 1e-4  # the adapter matters, so the check above is not vacuous
 
 
@@ -378,9 +380,9 @@ def test_last_position_trim_on_a_lora_model():
 
 def _prefix_and_plain(lm, tok, items, **params):
     shared = CausalLMAnswerModel.from_model(lm, tok, **params)
-    a = shared.predict(items, show_progress=False)
+    a = shared.predict(items)
     plain = CausalLMAnswerModel.from_model(lm, tok, prefix_sharing=False, **params)
-    b = plain.predict(items, show_progress=False)
+    b = plain.predict(items)
     return shared, a, b
 
 
@@ -408,7 +410,7 @@ def test_prefix_sharing_matches_the_naive_reference():
     items = tiny_items(10, seed=5, kind="group")
     path = tiny_model_dir("space", layers=3)
     model = CausalLMAnswerModel(str(path), batch_size=4)
-    pred = model.predict(items, show_progress=False)
+    pred = model.predict(items)
     assert model.prefix_stats["prefix_trees"] > 0
     ref, mass = _reference(path, items, chat=False)
     assert max(np.abs(a - b).max() for a, b in zip(pred.distributions, ref, strict=True)) < 1e-5
@@ -458,7 +460,7 @@ def test_prefix_sharing_falls_back_where_the_cache_is_refused():
     assert all(np.array_equal(x, y) for x, y in zip(a.distributions, b.distributions, strict=True))
     # and the check is not vacuous: without the hook the same model shares prefixes
     again = CausalLMAnswerModel.from_model(lm, tok, batch_size=4)
-    again.predict(items, show_progress=False)
+    again.predict(items)
     assert again._prefix_check[1] and again.prefix_stats["prefix_trees"] > 0
 
 
@@ -470,5 +472,5 @@ def test_prefix_sharing_on_a_lora_model():
     assert _max_diff(a, b) < 1e-5
     with peft_lm.disable_adapter():
         c = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
-        c = c.predict(items, show_progress=False)
+        c = c.predict(items)
     assert _max_diff(a, c) > 1e-4  # the adapter (also in the cached prefix) matters

@@ -53,7 +53,7 @@ def _matrix(preds) -> np.ndarray:
 
 def test_predicts_with_draws():
     train, test = _split(_survey(), 200)
-    model = ChainedEquationsImputer(m=4, seed=1)
+    model = ChainedEquationsImputer(m=4, random_state=1)
     preds = model.fit(train).predict(test)
     q = _matrix(preds)
     np.testing.assert_allclose(q.sum(axis=1), 1.0)
@@ -83,14 +83,14 @@ def test_without_bootstrap_equals_logistic_regression():
 
 def test_seeded_and_no_peeking():
     train, test = _split(_survey(), 200)
-    a = ChainedEquationsImputer(m=3, seed=5).fit(train).predict(test)
-    b = ChainedEquationsImputer(m=3, seed=5).fit(train).predict(test)
-    c = ChainedEquationsImputer(m=3, seed=6).fit(train).predict(test)
+    a = ChainedEquationsImputer(m=3, random_state=5).fit(train).predict(test)
+    b = ChainedEquationsImputer(m=3, random_state=5).fit(train).predict(test)
+    c = ChainedEquationsImputer(m=3, random_state=6).fit(train).predict(test)
     np.testing.assert_array_equal(_matrix(a), _matrix(b))
     assert not np.allclose(_matrix(a), _matrix(c))
     hidden = test.subset(np.arange(len(test)))
     hidden.frame = hidden.frame.assign(target=None)  # the same items, answers unknown
-    d = ChainedEquationsImputer(m=3, seed=5).fit(train).predict(hidden)
+    d = ChainedEquationsImputer(m=3, random_state=5).fit(train).predict(hidden)
     np.testing.assert_array_equal(_matrix(a), _matrix(d))
 
 
@@ -98,7 +98,7 @@ def test_incomplete_features_are_imputed_in_the_chain():
     survey = _survey(n=300, seed=2, gaps=0.25)
     train, test = _split(survey, 200)
     assert sum("party" not in c for c in test.contexts) > 10
-    model = ChainedEquationsImputer(m=3, max_iter=3, seed=0).fit(train)
+    model = ChainedEquationsImputer(m=3, max_iter=3, random_state=0).fit(train)
     preds = model.predict(test)
     y = np.array([int(np.argmax(t)) for t in test.targets])
     assert respondent_metrics(y, _matrix(preds))["accuracy"] > 0.7
@@ -115,7 +115,7 @@ def test_incomplete_features_are_imputed_in_the_chain():
 def test_save_load_roundtrip(tmp_path):
     survey = _survey(n=200, seed=3, gaps=0.1)
     train, test = _split(survey, 150)
-    model = ChainedEquationsImputer(m=2, max_iter=2, seed=4).fit(train)
+    model = ChainedEquationsImputer(m=2, max_iter=2, random_state=4).fit(train)
     model.save(tmp_path / "mice")
     loaded = AnswerModel.load(tmp_path / "mice")
     assert isinstance(loaded, ChainedEquationsImputer)

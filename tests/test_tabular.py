@@ -15,8 +15,8 @@ from surveylm.survey import Question, Survey
 
 FACTORIES = {
     "logistic": lambda: LogisticModel(),
-    "random-forest": lambda: RandomForestModel(n_estimators=60, seed=0),
-    "catboost": lambda: CatBoostModel(iterations=60, thread_count=1, seed=0),
+    "random-forest": lambda: RandomForestModel(n_estimators=60, random_state=0),
+    "catboost": lambda: CatBoostModel(iterations=60, thread_count=1, random_state=0),
 }
 
 

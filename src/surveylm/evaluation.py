@@ -65,7 +65,7 @@ _LABELS = {
 }  # fmt: skip
 
 
-@dataclass
+@dataclass(eq=False)
 class Evaluation:
     """Tidy results of :func:`evaluate`.
 

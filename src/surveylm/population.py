@@ -241,7 +241,7 @@ def _as_draw_array(predictions: Predictions | np.ndarray) -> np.ndarray:
     return arr
 
 
-@dataclass
+@dataclass(eq=False)
 class MIShares:
     """Multiply imputed weighted option shares of one question (see
     :func:`multiple_imputation_shares`)."""

@@ -124,7 +124,7 @@ class Question:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Survey:
     """Respondents' answers to a set of questions, with survey weights.
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from surveylm.errors import DataError
 from surveylm.items import DEFAULT_MIN_N, ItemSet, build_group_items, build_respondent_items
-from surveylm.models import make_model
+from surveylm.models import make_run_model
 from surveylm.models.base import Predictions
 from surveylm.splits import split_respondents
 from surveylm.survey import Survey
 
 
-@dataclass
+@dataclass(eq=False)
 class BaselineRun:
     """What :func:`evaluate_baselines` produced."""
 
@@ -59,7 +59,7 @@ def evaluate_baselines(
             the uniform distribution is always reported as a reference).
         test_fraction: Share of respondents held out.
         min_n: Minimum group cell size (smaller cells are suppressed in both halves).
-        seed: Seed of the split and of the bootstrap.
+        seed: Seed of the split, of the models (their ``random_state``) and of the bootstrap.
         n_boot: Bootstrap replicates for the confidence intervals.
         progress: Called with a short message before each stage.
     """
@@ -90,7 +90,7 @@ def evaluate_baselines(
     predictions: dict[str, Predictions] = {}
     for name in models:
         say(f"fitting {name}")
-        model = make_model(name)
+        model = make_run_model(name, {}, seed)
         predictions[name] = model.fit(train).predict(test)
     say("evaluating")
     evaluation = evaluate(test, predictions, n_boot=n_boot, seed=seed)

@@ -28,7 +28,8 @@ from surveylm.experiments.simulation import (
 )
 from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
 from surveylm.io.atomic import write_table
-from surveylm.models import make_model
+from surveylm.models import make_run_model
+from surveylm.models.base import derive_seed
 from surveylm.progress import progress_bar
 
 __all__ = ["equivalent_fraction", "plot_curves", "run_data_efficiency"]
@@ -73,10 +74,11 @@ def run_data_efficiency(
                 sub = subsample_survey(train_s, f, config.seed + 1000 * b + round(1e4 * f))
                 items = group_items(sub, config.with_overrides(min_n=1))
                 items = items.subset(np.isin(items.item_ids, list(truth.item_ids)))
-                training = make_model("group-marginal", smoothing=0.0).fit(items)
+                seed = derive_seed(config.seed, round(1e4 * f), b)  # this subsample's models
+                training = make_run_model("group-marginal", {"smoothing": 0.0}, seed).fit(items)
                 preds = {"training data": predict_named(training, truth, "training data")}
                 for m in methods:
-                    model = make_model(m.model, **m.params).fit(items)
+                    model = make_run_model(m.model, m.params, seed).fit(items)
                     preds[m.name] = predict_named(model, truth, m.name)
                 ev = evaluate(truth, preds, n_boot=0, include_references=False)
                 for r in ev.overall[ev.overall["metric"] == metric].itertuples(index=False):

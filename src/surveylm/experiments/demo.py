@@ -110,7 +110,7 @@ def demo_config(
     return config
 
 
-@dataclass
+@dataclass(eq=False)
 class DemoResults:
     """What :func:`run_demo` did: the folder, the stages' wall times, the results of the
     two comparisons and the report's path."""

@@ -23,7 +23,6 @@ Respondents who never answered the target have no truth and are dropped first, s
 
 from __future__ import annotations
 
-import inspect
 import json
 import platform
 import time
@@ -46,8 +45,8 @@ from surveylm.experiments.imputation_config import (
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.missingness import MCARConfig, apply_missingness
-from surveylm.models import make_model, model_class
-from surveylm.models.base import Predictions
+from surveylm.models import make_run_model, model_class
+from surveylm.models.base import Predictions, derive_seed
 from surveylm.population import multiple_imputation_shares
 from surveylm.progress import progress_bar
 from surveylm.splits import kfold_respondents
@@ -60,7 +59,7 @@ _VERSIONED = (
 )  # fmt: skip
 
 
-@dataclass
+@dataclass(eq=False)
 class ImputationResults:
     """Tidy results of :func:`run_imputation_benchmark`.
 
@@ -164,7 +163,7 @@ def run_imputation_benchmark(
                     for method in config.methods:
                         advance(f"{scenario} · {method.name} · draw {rep + 1}.{unit + 1}")
                         t0 = time.perf_counter()
-                        p = _fit_predict(method, train, test, config.seed + rep)
+                        p = _fit_predict(method, train, test, derive_seed(config.seed, rep, unit))
                         secs = time.perf_counter() - t0
                         times.append((scenario, method.name, rep, unit, secs, len(train),
                                       len(test)))  # fmt: skip
@@ -264,15 +263,13 @@ def _draws(config: ImputationConfig, scenario: Any, survey: Survey) -> Iterator[
         yield rep, 0, np.asarray(scenario.mask(survey, target, config.seed + rep), dtype=bool)
 
 
-def _fit_predict(method: MethodConfig, train: ItemSet, test: ItemSet, seed: int) -> Predictions:
-    params = dict(method.params)
-    accepted = inspect.signature(model_class(method.model).__init__).parameters
-    if "seed" in accepted and "seed" not in params:
-        params["seed"] = seed
-    if "progress" in accepted and "progress" not in params:
-        params["progress"] = False
-    model = make_model(method.model, **params)
+def _fit_predict(
+    method: MethodConfig, train: ItemSet, test: ItemSet, random_state: int
+) -> Predictions:
+    """Fit (unless ``fit: false``) and predict one method on one missing-data draw; the
+    model's ``random_state`` is the draw's, ``verbose`` off (unless the config says)."""
     try:
+        model = make_run_model(method.model, method.params, random_state)
         if method.fit:
             model.fit(train)
         return model.predict(test)

@@ -40,7 +40,7 @@ from surveylm.experiments.simulation_config import (
 )
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_group_items
-from surveylm.models import make_model, model_class
+from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions
 from surveylm.progress import progress_bar
 from surveylm.splits import crossed_split, split_respondents
@@ -53,7 +53,7 @@ LM_MODELS = ("encoder", "causal-lm", "dsa")
 TABLE_METRICS = ("wd", "tv", "jsd")
 
 
-@dataclass
+@dataclass(eq=False)
 class SimulationResults:
     """Tidy results of :func:`run_simulation_benchmark` (every frame has a ``split``).
 
@@ -193,7 +193,10 @@ def subsample_survey(survey: Survey, fraction: float, seed: int) -> Survey:
 def fit_method(
     method: SimMethodConfig, train: ItemSet, train_survey: Survey, config: SimulationConfig
 ) -> Any:
-    """A fitted model (or, for ``training-data``, the subsample's group distributions)."""
+    """A fitted model (or, for ``training-data``, the subsample's group distributions).
+
+    Its ``random_state`` is the run's ``config.seed`` and ``verbose`` is off, unless the
+    method's params set them."""
     if method.model == TRAINING_DATA:
         params = dict(method.params)
         fraction = float(params.pop("fraction", 1.0))
@@ -204,8 +207,8 @@ def fit_method(
         sub = subsample_survey(train_survey, fraction, config.seed + 7)
         cfg = config.with_overrides(min_n=1)
         items = group_items(sub, cfg)
-        return make_model("group-marginal", smoothing=0.0).fit(items)
-    model = make_model(method.model, **method.params)
+        return make_run_model("group-marginal", {"smoothing": 0.0}, config.seed).fit(items)
+    model = make_run_model(method.model, method.params, config.seed)
     return model.fit(train) if method.fit else model
 
 

@@ -7,9 +7,13 @@ transformers, catboost) are imported only when their model is asked for.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from surveylm.errors import ConfigError, preview
+
+if TYPE_CHECKING:
+    from surveylm.models.base import AnswerModel
 
 #: Registry name → "module:Class".
 MODELS: dict[str, str] = {
@@ -29,7 +33,7 @@ MODELS: dict[str, str] = {
 BASELINES = ("uniform", "question-marginal", "group-marginal")
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[AnswerModel]:
     """The AnswerModel class registered under ``name``."""
     try:
         target = MODELS[name]
@@ -40,8 +44,12 @@ def model_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_model(name: str, **params: Any) -> Any:
-    """Instantiate the model registered under ``name`` with constructor ``params``."""
+def make_model(name: str, **params: Any) -> AnswerModel:
+    """Instantiate the model registered under ``name`` with constructor ``params``.
+
+    Every model takes ``random_state`` and ``verbose`` besides its own parameters (see
+    :class:`~surveylm.models.base.AnswerModel`).
+    """
     klass = model_class(name)
     try:
         return klass(**params)
@@ -49,4 +57,16 @@ def make_model(name: str, **params: Any) -> Any:
         raise ConfigError(f"model '{name}': {exc}") from None
 
 
-__all__ = ["BASELINES", "MODELS", "make_model", "model_class"]
+def make_run_model(
+    name: str, params: Mapping[str, Any], random_state: int, *, verbose: bool = False
+) -> AnswerModel:
+    """A model for one step of a runner: ``make_model(name, **params)``, then the run's
+    ``random_state`` (derived from the run seed and the step, e.g. with
+    :func:`~surveylm.models.base.derive_seed`) and ``verbose`` (off: the runner shows its
+    own bar) set with ``set_params`` — unless ``params`` (a method's config) give them."""
+    model = make_model(name, **params)
+    common = {"random_state": random_state, "verbose": verbose}
+    return model.set_params(**{k: v for k, v in common.items() if k not in params})
+
+
+__all__ = ["BASELINES", "MODELS", "make_model", "make_run_model", "model_class"]

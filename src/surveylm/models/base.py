@@ -10,6 +10,7 @@ interchangeable in every runner and every test.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import json
@@ -23,11 +24,18 @@ import numpy as np
 import pandas as pd
 
 from surveylm.distributions import check_distribution
-from surveylm.errors import DataError, FileFormatError, ModelError, NotFittedError, where
+from surveylm.errors import (
+    ConfigError,
+    DataError,
+    FileFormatError,
+    ModelError,
+    NotFittedError,
+    where,
+)
 from surveylm.items import ItemSet
 
 
-@dataclass
+@dataclass(eq=False)
 class Predictions:
     """One predicted distribution per item.
 
@@ -139,13 +147,29 @@ class Predictions:
 class AnswerModel(ABC):
     """Base class of every answer model (see module docstring).
 
+    Every model's constructor takes, stores and honours two common parameters, after its
+    own:
+
+    * ``random_state`` (``int | None``, default 0): the seed of every random step of the
+      model (option orders, bootstrap draws, tree building, adapter initialisation, data
+      order). The same value gives the same numbers; ``None`` draws fresh entropy each
+      time (not reproducible). Read it through :meth:`_seed`.
+    * ``verbose`` (``bool``, default True): progress bars on long work (fine-tuning,
+      language-model scoring). Runners turn it off, as they show their own bar.
+
     Subclasses implement :meth:`fit`, :meth:`predict`, and — to be saved — the
     :meth:`_get_state` / :meth:`_set_state` pair returning/accepting JSON-able fitted
     state. Models with weights (language models) override :meth:`save`/:meth:`load`.
+    Parameters follow scikit-learn's conventions (:meth:`get_params`, :meth:`set_params`),
+    so :func:`sklearn.base.clone` works on every model.
     """
 
     #: Short registry name, e.g. ``"uniform"``.
     name: ClassVar[str] = "model"
+
+    def __init__(self, *, random_state: int | None = 0, verbose: bool = True) -> None:
+        self.random_state = random_state
+        self.verbose = verbose
 
     @abstractmethod
     def fit(self, items: ItemSet) -> AnswerModel:
@@ -154,6 +178,10 @@ class AnswerModel(ABC):
     @abstractmethod
     def predict(self, items: ItemSet) -> Predictions:
         """One distribution per item, aligned with ``items``."""
+
+    def _seed(self) -> int:
+        """``random_state`` as an int seed (fresh entropy when it is ``None``)."""
+        return resolve_seed(self.random_state)
 
     # -- scikit-learn style parameters -------------------------------------------------
     @classmethod
@@ -165,25 +193,53 @@ class AnswerModel(ABC):
             if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
         ]
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {name: getattr(self, name) for name in self._param_names()}
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor arguments, by name (scikit-learn's ``BaseEstimator.get_params``).
+
+        Args:
+            deep: Also list the parameters of parameters that are estimators themselves
+                (as ``"<param>__<name>"``); no model has one today, so this equals
+                ``deep=False`` unless a model is given an estimator as a parameter.
+        """
+        out: dict[str, Any] = {}
+        for name in self._param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
+            out[name] = value
+        return out
 
     def set_params(self, **params: Any) -> AnswerModel:
-        """Change constructor arguments (before fitting)."""
+        """Change constructor arguments (scikit-learn's ``BaseEstimator.set_params``);
+        ``"<param>__<name>"`` sets a parameter of an estimator parameter. Returns ``self``.
+
+        Raises:
+            ConfigError: a name that is not a parameter of this model.
+        """
         valid = set(self._param_names())
+        nested: dict[str, dict[str, Any]] = {}
         for key, value in params.items():
-            if key not in valid:
-                raise ModelError(f"{type(self).__name__} has no parameter '{key}'")
-            setattr(self, key, value)
+            name, sep, sub = key.partition("__")
+            if name not in valid:
+                raise ConfigError(
+                    f"{type(self).__name__} has no parameter '{name}'; "
+                    f"its parameters are {sorted(valid)}"
+                )
+            if sep:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                setattr(self, name, value)
+        for name, sub_params in nested.items():
+            getattr(self, name).set_params(**sub_params)
         return self
 
     def clone(self) -> AnswerModel:
-        """An unfitted copy with the same parameters."""
-        return type(self)(**self.get_params())
+        """An unfitted copy with the same parameters (as :func:`sklearn.base.clone`)."""
+        params = {k: copy.deepcopy(v) for k, v in self.get_params(deep=False).items()}
+        return type(self)(**params)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params(deep=False).items())
         return f"{type(self).__name__}({params})"
 
     @property
@@ -207,7 +263,7 @@ class AnswerModel(ABC):
 
         self._check_fitted()
         directory = Path(directory)
-        write_model_json(self, directory, self.get_params(), self._get_state())
+        write_model_json(self, directory, self.get_params(deep=False), self._get_state())
         return directory
 
     @classmethod
@@ -276,6 +332,21 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path | tuple):
         return str(obj) if isinstance(obj, Path) else list(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def resolve_seed(random_state: int | None) -> int:
+    """An int seed from a ``random_state``: the int itself, or fresh OS entropy for
+    ``None`` (scikit-learn's meaning of ``random_state=None``: not reproducible)."""
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    return int(random_state)
+
+
+def derive_seed(seed: int, *keys: int) -> int:
+    """A seed for one step of a run (a repetition, a draw, a chain) from the run's seed:
+    distinct keys give unrelated seeds, and ``derive_seed(1, 0)`` is not
+    ``derive_seed(0, 1)`` (as ``seed + rep`` would be)."""
+    return int(np.random.SeedSequence([int(seed), *map(int, keys)]).generate_state(1)[0])
 
 
 def stack_by_question(

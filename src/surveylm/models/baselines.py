@@ -42,12 +42,17 @@ def _weighted_mean(targets: Sequence[np.ndarray], weights: np.ndarray) -> np.nda
 
 
 class UniformModel(AnswerModel):
-    """Every option equally likely. Needs no training; ``fit`` only records that it ran."""
+    """Every option equally likely. Needs no training; ``fit`` only records that it ran.
+
+    Args:
+        random_state: Unused (the model is deterministic); part of the common contract.
+        verbose: Unused (nothing here is slow); part of the common contract.
+    """
 
     name = "uniform"
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, random_state: int | None = 0, verbose: bool = True) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
 
     def fit(self, items: ItemSet) -> UniformModel:
         self.fitted_ = True
@@ -71,11 +76,16 @@ class QuestionMarginalModel(AnswerModel):
         smoothing: Pseudo-count of a uniform prior added to the marginal, in units of
             items (0 = the plain weighted mean). Keeps log loss finite when an option
             never occurs in training.
+        random_state: Unused (the model is deterministic); part of the common contract.
+        verbose: Unused (nothing here is slow); part of the common contract.
     """
 
     name = "question-marginal"
 
-    def __init__(self, smoothing: float = 0.5) -> None:
+    def __init__(
+        self, smoothing: float = 0.5, random_state: int | None = 0, verbose: bool = True
+    ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.smoothing = smoothing
 
     def fit(self, items: ItemSet) -> QuestionMarginalModel:
@@ -123,11 +133,20 @@ class GroupMarginalModel(AnswerModel):
         by: Context features defining respondent cells (default: every categorical
             feature in the context). Ignored for group items.
         smoothing: Pseudo-count of the question marginal added to each cell.
+        random_state: Unused (the model is deterministic); part of the common contract.
+        verbose: Unused (nothing here is slow); part of the common contract.
     """
 
     name = "group-marginal"
 
-    def __init__(self, by: Sequence[str] | None = None, smoothing: float = 1.0) -> None:
+    def __init__(
+        self,
+        by: Sequence[str] | None = None,
+        smoothing: float = 1.0,
+        random_state: int | None = 0,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.by = by
         self.smoothing = smoothing
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,7 +66,6 @@ class CausalLMAnswerModel(AnswerModel):
         output_dir: Checkpoint folder for fine-tuning (default: a temporary one).
         trust_remote_code: Passed to ``from_pretrained`` (off by default).
         use_safetensors: Load safetensors weights only (on by default).
-        seed: Seed of the random option orders.
         last_position_trim: At predict time, run the top layer's output projection and
             feed-forward block at the last position only
             (:mod:`surveylm.models.last_position`); checked once per model against the
@@ -77,6 +76,11 @@ class CausalLMAnswerModel(AnswerModel):
             plain forward, which is used where the two differ. ``False`` = always plain.
         min_shared_prefix: Shortest shared prefix (tokens) worth a separate pass; batches
             sharing less run the plain forward.
+        random_state: Seed of the random option orders and of fine-tuning (adapter
+            initialisation, data order, dropout), unless a ``fine_tune`` mapping names its
+            own ``seed``; ``None`` = fresh entropy each time.
+        verbose: Progress bars while fine-tuning and scoring (scoring bars show on a
+            terminal only).
     """
 
     name: ClassVar[str] = "causal-lm"
@@ -99,11 +103,13 @@ class CausalLMAnswerModel(AnswerModel):
         output_dir: str | None = None,
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
-        seed: int = 0,
         last_position_trim: bool = True,
         prefix_sharing: bool = True,
         min_shared_prefix: int = 16,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.model_name = model_name
         self.prompt_format = prompt_format
         self.chat = chat
@@ -120,7 +126,6 @@ class CausalLMAnswerModel(AnswerModel):
         self.output_dir = output_dir
         self.trust_remote_code = trust_remote_code
         self.use_safetensors = use_safetensors
-        self.seed = seed
         self.last_position_trim = last_position_trim
         self.prefix_sharing = prefix_sharing
         self.min_shared_prefix = min_shared_prefix
@@ -185,11 +190,10 @@ class CausalLMAnswerModel(AnswerModel):
 
     def _orders(self, items: ItemSet, n: int) -> list[list[np.ndarray]]:
         out = []
+        seed = self._seed()
         for q in items.item_questions():
             m = min(n, q.n_options) if self.permutation_scheme == "cyclic" else n
-            out.append(
-                option_orders(q.n_options, m, seed=self.seed, scheme=self.permutation_scheme)
-            )
+            out.append(option_orders(q.n_options, m, seed=seed, scheme=self.permutation_scheme))
         return out
 
     def _encode(self, items: ItemSet, n_orders: int) -> list[Any]:
@@ -244,6 +248,8 @@ class CausalLMAnswerModel(AnswerModel):
             self.trained_, self.history_ = None, []
             return self
         cfg = parse_config(self.fine_tune)
+        if not (isinstance(self.fine_tune, Mapping) and "seed" in self.fine_tune):
+            cfg = cfg.model_copy(update={"seed": self._seed()})
         set_seed(cfg.seed)  # adapter initialisation
         model = self._lm
         if cfg.lora.enabled:
@@ -267,7 +273,7 @@ class CausalLMAnswerModel(AnswerModel):
                 out = train_option_model(
                     CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
                     self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
-                    callbacks=callbacks,
+                    callbacks=callbacks, disable_tqdm=not self.verbose,
                 )  # fmt: skip
         except BaseException:
             if not getattr(self, "_in_memory", False):
@@ -284,7 +290,7 @@ class CausalLMAnswerModel(AnswerModel):
         return self
 
     # -- predict -----------------------------------------------------------------------
-    def predict(self, items: ItemSet, *, show_progress: bool | None = None) -> Predictions:
+    def predict(self, items: ItemSet) -> Predictions:
         """Option distributions (averaged over ``permutations`` orders) and format mass.
 
         Works on an unfitted model (zero-shot). One forward pass per batch of
@@ -322,7 +328,7 @@ class CausalLMAnswerModel(AnswerModel):
                 units = self._batches(encoded, sharing=False)
             for batches, plans in tqdm(
                 units, desc="scoring",
-                disable=None if show_progress is None else not show_progress,
+                disable=None if self.verbose else True,
             ):  # fmt: skip
                 chunks = [[encoded[j] for j in rows] for rows in batches]
                 args = [inputs(chunk) for chunk in chunks]

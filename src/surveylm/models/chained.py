@@ -66,8 +66,10 @@ class ChainedEquationsImputer(AnswerModel):
         bootstrap: Refit each conditional model on a bootstrap resample (proper
             imputation). ``False`` draws from the fitted model only.
         use_weights: Pass survey weights as ``sample_weight`` to the conditional models.
-        seed: Random seed; chain ``d`` of question ``q`` is seeded by ``(seed, d, q)``.
         epsilon: Smoothing of the predicted distributions (as the tabular models).
+        random_state: Seed; chain ``d`` of question ``q`` is seeded by
+            ``(random_state, d, q)`` (``None``: fresh entropy per ``predict``).
+        verbose: A progress bar over the chains in ``predict``.
     """
 
     name = "chained-equations"
@@ -80,16 +82,17 @@ class ChainedEquationsImputer(AnswerModel):
         donors: int = 5,
         bootstrap: bool = True,
         use_weights: bool = True,
-        seed: int = 0,
         epsilon: float = 1e-6,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.m = m
         self.max_iter = max_iter
         self.C = C
         self.donors = donors
         self.bootstrap = bootstrap
         self.use_weights = use_weights
-        self.seed = seed
         self.epsilon = epsilon
 
     # -- fit / predict -----------------------------------------------------------------
@@ -121,8 +124,11 @@ class ChainedEquationsImputer(AnswerModel):
         return self
 
     def predict(self, items: ItemSet) -> Predictions:
+        from tqdm.auto import tqdm
+
         self._check_fitted()
         require_respondent_items(items, self.name)
+        seed = self._seed()
         n = len(items)
         dists: list[np.ndarray] = [np.empty(0)] * n
         draws: dict[str, np.ndarray] = {}
@@ -132,30 +138,37 @@ class ChainedEquationsImputer(AnswerModel):
             x = feature_frame(items, self.features_, missing_label=False)
             qids = items.frame["question_id"].to_numpy()
             ids = items.item_ids
+            bar = tqdm(
+                total=self.m * len(items.question_ids), desc="chained equations: chains",
+                disable=None if self.verbose else True,
+            )  # fmt: skip
             for qid in items.question_ids:
                 pos = np.flatnonzero(qids == qid)
                 k = items.questions[qid].n_options
                 tr = self.train_.get(qid)
                 if tr is None or tr["n_options"] != k:
                     fallbacks += len(pos)
+                    bar.update(self.m)
                     for i in pos:
                         dists[i] = uniform(k)
                     continue
                 wq = items.frame["weight"].to_numpy(dtype=np.float64)[pos]
-                probs, picks = self._impute_question(qid, tr, x.iloc[pos], wq, k)
+                probs, picks = self._impute_question(qid, tr, x.iloc[pos], wq, k, seed, bar)
                 for j, i in enumerate(pos):
                     dists[i] = probs[:, j].mean(axis=0)
                     draws[str(ids[i])] = probs[:, j]
                     imputations[str(ids[i])] = picks[:, j].tolist()
+            bar.close()
         extra = {"fallbacks": fallbacks, "draws": draws, "imputations": imputations}
         return Predictions(items.item_ids, dists, self.name, extra=extra)
 
     # -- the chains --------------------------------------------------------------------
     def _impute_question(
-        self, qid: str, tr: dict[str, Any], xq: Any, wq: np.ndarray, k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Run ``m`` chains; return ``[m, n_query, K]`` probabilities and ``[m, n_query]``
-        imputed options."""
+        self, qid: str, tr: dict[str, Any], xq: Any, wq: np.ndarray, k: int, seed: int,
+        bar: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Run ``m`` chains seeded by ``(seed, chain, qid)``; return ``[m, n_query, K]``
+        probabilities and ``[m, n_query]`` imputed options."""
         n_tr, n_q = len(tr["y"]), len(xq)
         variables: list[tuple[str, np.ndarray, int]] = []  # (kind, values, n_categories)
         for name, kind in self.features_:
@@ -177,9 +190,10 @@ class ChainedEquationsImputer(AnswerModel):
         probs = np.empty((self.m, n_q, k))
         picks = np.empty((self.m, n_q), dtype=np.int64)
         for d in range(self.m):
-            rng = np.random.default_rng([self.seed, d, zlib.crc32(qid.encode())])
+            rng = np.random.default_rng([seed, d, zlib.crc32(qid.encode())])
             p, y = self._chain(variables, w, rng)
             probs[d], picks[d] = smooth(p, self.epsilon), y[n_tr:]
+            bar.update(1)
         return probs, picks
 
     def _chain(

@@ -218,6 +218,9 @@ class LogisticModel(_TabularModel):
         solver: scikit-learn solver; Newton–Cholesky is much faster than L-BFGS on
             survey-sized data and reaches the same optimum.
         epsilon: Smoothing of the predicted distributions (see module docstring).
+        random_state: scikit-learn's ``random_state`` (used by the stochastic solvers
+            only; Newton–Cholesky is deterministic).
+        verbose: Unused (no progress bars); part of the common contract.
     """
 
     name = "logistic"
@@ -228,7 +231,10 @@ class LogisticModel(_TabularModel):
         max_iter: int = 1000,
         solver: str = "newton-cholesky",
         epsilon: float = 1e-6,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.C = C
         self.max_iter = max_iter
         self.solver = solver
@@ -238,7 +244,9 @@ class LogisticModel(_TabularModel):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
 
-        clf = LogisticRegression(C=self.C, max_iter=self.max_iter, solver=self.solver)
+        clf = LogisticRegression(
+            C=self.C, max_iter=self.max_iter, solver=self.solver, random_state=self.random_state
+        )
         return Pipeline([("features", _sklearn_preprocessor(spec)), ("clf", clf)])
 
     def _fit_estimator(self, est: Any, x: pd.DataFrame, y: np.ndarray, w: np.ndarray) -> Any:
@@ -254,8 +262,10 @@ class RandomForestModel(_TabularModel):
             (better calibrated) class probabilities than fully grown trees.
         max_features: Features tried per split (scikit-learn's ``max_features``).
         n_jobs: Parallel jobs (``None`` = 1).
-        seed: Random seed.
         epsilon: Smoothing of the predicted distributions.
+        random_state: Seed of the bootstrap samples and feature draws (scikit-learn's
+            ``random_state``).
+        verbose: Unused (no progress bars); part of the common contract.
     """
 
     name = "random-forest"
@@ -266,14 +276,15 @@ class RandomForestModel(_TabularModel):
         min_samples_leaf: int = 5,
         max_features: str | float = "sqrt",
         n_jobs: int | None = None,
-        seed: int = 0,
         epsilon: float = 1e-6,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
         self.n_jobs = n_jobs
-        self.seed = seed
         self.epsilon = epsilon
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
@@ -285,7 +296,7 @@ class RandomForestModel(_TabularModel):
             min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features,
             n_jobs=self.n_jobs,
-            random_state=self.seed,
+            random_state=self.random_state,
         )
         return Pipeline([("features", _sklearn_preprocessor(spec)), ("clf", clf)])
 
@@ -303,8 +314,10 @@ class CatBoostModel(_TabularModel):
         learning_rate: ``None`` lets CatBoost choose from the data size.
         l2_leaf_reg: L2 regularisation of leaf values.
         thread_count: CPU threads (``-1`` = all).
-        seed: Random seed (CatBoost's ``random_seed``).
         epsilon: Smoothing of the predicted distributions.
+        random_state: Seed (CatBoost's ``random_seed``).
+        verbose: Unused (CatBoost's per-iteration log stays off); part of the common
+            contract.
     """
 
     name = "catboost"
@@ -316,15 +329,16 @@ class CatBoostModel(_TabularModel):
         learning_rate: float | None = None,
         l2_leaf_reg: float = 3.0,
         thread_count: int = -1,
-        seed: int = 0,
         epsilon: float = 1e-6,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
         self.iterations = iterations
         self.depth = depth
         self.learning_rate = learning_rate
         self.l2_leaf_reg = l2_leaf_reg
         self.thread_count = thread_count
-        self.seed = seed
         self.epsilon = epsilon
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
@@ -338,7 +352,7 @@ class CatBoostModel(_TabularModel):
             learning_rate=self.learning_rate,
             l2_leaf_reg=self.l2_leaf_reg,
             thread_count=self.thread_count,
-            random_seed=self.seed,
+            random_seed=self._seed(),
             cat_features=[n for n, k in spec if k == "categorical"],
             verbose=False,
             allow_writing_files=False,

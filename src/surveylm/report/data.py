@@ -29,7 +29,7 @@ IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predict
 SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings")
 
 
-@dataclass
+@dataclass(eq=False)
 class RunData:
     """What a run folder holds (``None`` where a file is absent).
 
