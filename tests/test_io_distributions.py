@@ -9,18 +9,25 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surveylm import metrics as M
 from surveylm.codebook import Codebook, QuestionSpec
-from surveylm.errors import DataError, DistributionError, FileFormatError
+from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError
+from surveylm.io.cao import write_cao_json
 from surveylm.io.distributions import (
     read_distributions,
+    read_items,
     read_long_csv,
     read_subpop_jsonl,
+    refusal_rates,
+    sniff_layout,
     write_long_csv,
     write_subpop_jsonl,
 )
+from surveylm.io.records import SkippedRecordsWarning
 from surveylm.items import Group, ItemSet, build_group_items, build_respondent_items
 from surveylm.survey import Question, Survey
 
@@ -197,9 +204,135 @@ def test_writers_refuse_respondent_items(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_read_distributions_unknown_suffix(tmp_path):
-    with pytest.raises(FileFormatError, match=r"d\.txt.*\.jsonl or \.csv"):
+def test_read_distributions_by_content_not_suffix(tmp_path, group_items):
+    with pytest.raises(FileFormatError, match=r"d\.txt.*no such file"):
         read_distributions(tmp_path / "d.txt")
+    other = tmp_path / "notes.txt"
+    other.write_text("hello,world\n1,2\n")
+    with pytest.raises(FileFormatError, match=r"notes\.txt.*not a distribution file.*SubPOP"):
+        read_distributions(other)
+    odd = tmp_path / "odd.json"
+    odd.write_text('[{"a": 1}]')
+    with pytest.raises(FileFormatError, match=r"odd\.json.*neither known layout.*\['a'\]"):
+        read_distributions(odd)
+    # SubPOP lines in a .json (or any) file, Cao records in a .jsonl, a long CSV as .txt
+    subpop = write_subpop_jsonl(group_items, tmp_path / "subpop.json")
+    assert sniff_layout(subpop) == "subpop"
+    _assert_same(group_items, read_distributions(subpop))
+    cao = write_cao_json(group_items, tmp_path / "cao.jsonl")
+    assert sniff_layout(cao) == "cao"
+    _assert_same(group_items, read_distributions(cao))
+    long = write_long_csv(group_items, tmp_path / "long.txt")
+    assert sniff_layout(long) == "long-csv"
+    parquet = group_items.to_parquet(tmp_path / "items.bin")
+    assert sniff_layout(parquet) == "parquet"
+    _assert_same(group_items, read_items(parquet))
+    with pytest.raises(FileFormatError, match="Parquet item set"):
+        read_distributions(parquet)
+
+
+# -- SubPOP's published layout ------------------------------------------------------------
+TEXT = "Are we spending too much, too little or about the right amount on space exploration?"
+
+
+def _subpop(group, responses, *, options=("Too little", "About right", "Too much", "Refused"),
+            ordinal=(1.0, 2.0, 3.0), qkey="natspac", attribute="CREGION", refusal=0.0):  # fmt: skip
+    return {"qkey": qkey, "attribute": attribute, "group": group, "question": TEXT,
+            "options": list(options), "ordinal": list(ordinal), "responses": list(responses),
+            "refusal_rate": refusal}  # fmt: skip
+
+
+def _write_lines(path, records):
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    return path
+
+
+def test_subpop_published_layout_refused_option_descending_and_minus_one_ordinals(tmp_path):
+    inst = ("Below average", "Average", "Above average", "Far above average",
+            "Lived in institution", "Refused")  # fmt: skip
+    records = [
+        _subpop("Northeast", [0.3075625981071651, 0.41150426949738, 0.28093313239545503]),
+        _subpop("South", [0.21, 0.51, 0.28], refusal=0.02),
+        _subpop("South", [0.5, 0.3, 0.2], qkey="natroad", ordinal=(2.0, 1.5, 1.0)),
+        _subpop("South", [0.1, 0.2, 0.3, 0.3, 0.1], qkey="famincome", options=inst,
+                ordinal=(1, 2, 3, 4, -1)),
+        _subpop("South", [0.6, 0.3, 0.1], qkey="tworef", options=("Yes", "No", "DK", "Refused"),
+                ordinal=(1, 2, -1)),
+    ]  # fmt: skip
+    path = _write_lines(tmp_path / "subpop_eval.jsonl", records)
+    items = read_distributions(path)
+    q = items.questions["natspac"]
+    assert q.options == ("Too little", "About right", "Too much") and q.ordinal == (1, 2, 3)
+    assert items.summary["refusal_option"]["natspac"] == "Refused"
+    assert items.summary["refusal_rate"] == {
+        "natspac|CREGION = Northeast": 0.0, "natspac|CREGION = South": 0.02,
+        "natroad|CREGION = South": 0.0, "famincome|CREGION = South": 0.0,
+        "tworef|CREGION = South": 0.0,
+    }  # fmt: skip
+    assert refusal_rates(items)["natspac|CREGION = South"] == 0.02
+    assert items.questions["natroad"].ordinal == (2.0, 1.5, 1.0)
+    assert items.questions["famincome"].ordinal == (1, 2, 3, 4, -1)
+    assert items.questions["famincome"].options[-1] == "Lived in institution"
+    # the Wasserstein distance orders by value and drops the -1 option; TV keeps it
+    p, uniform = items.targets[2], np.full(3, 1 / 3)
+    assert M.wasserstein(p, uniform, [2.0, 1.5, 1.0]) == pytest.approx(
+        scipy.stats.wasserstein_distance([2, 1.5, 1], [2, 1.5, 1], p, uniform))  # fmt: skip
+    t = items.targets[3]
+    expected = scipy.stats.wasserstein_distance([1, 2, 3, 4], [1, 2, 3, 4], t[:4] / t[:4].sum(),
+                                                np.full(4, 0.25)) / 3  # fmt: skip
+    assert M.wasserstein(t, np.full(5, 0.2), [1, 2, 3, 4, -1]) == pytest.approx(expected)
+    # written back in the same layout: the refusal option, K - 1 ordinals and responses
+    out = write_subpop_jsonl(items, tmp_path / "again.jsonl")
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    for rec, orig in zip(lines, records, strict=True):
+        assert rec["options"] == orig["options"] and rec["ordinal"] == orig["ordinal"]
+        assert rec["refusal_rate"] == orig["refusal_rate"]
+        np.testing.assert_allclose(rec["responses"], orig["responses"], atol=1e-12)
+        # what SubPOP's own data preparation does with a line: responses + [refusal_rate]
+        assert len(rec["responses"] + [rec["refusal_rate"]]) == len(rec["options"])
+    _assert_same(items, read_subpop_jsonl(out), sizes=False)
+
+
+def test_subpop_writer_marks_unknown_refusal_and_plain_layout(tmp_path, group_items):
+    path = write_subpop_jsonl(group_items, tmp_path / "d.jsonl")
+    rec = json.loads(path.read_text().splitlines()[0])
+    assert rec["options"][-1] == "Refused" and len(rec["responses"]) == len(rec["options"]) - 1
+    assert rec["refusal_rate"] == 0.0 and rec["refusal_rate_known"] is False
+    assert "refusal_rate" not in read_subpop_jsonl(path).summary  # unknown stays unknown
+    plain = write_subpop_jsonl(group_items, tmp_path / "p.jsonl", refusal_option=None)
+    rec = json.loads(plain.read_text().splitlines()[0])
+    assert rec["options"] == ["Never", "Sometimes", "Always", "DK"] and rec["refusal_rate"] is None
+    _assert_same(group_items, read_subpop_jsonl(plain))
+
+
+def test_subpop_mis_summing_and_empty_lines_skipped_with_one_warning_or_refused(tmp_path):
+    records = [_subpop("Northeast", [0.3, 0.4, 0.3]), _subpop("South", [0.0, 0.0, 0.0]),
+               _subpop("West", [0.3, 0.4, 0.4]), _subpop("Midwest", [0.2, 0.2, 0.6])]  # fmt: skip
+    path = _write_lines(tmp_path / "s.jsonl", records)
+    with pytest.warns(SkippedRecordsWarning) as caught:
+        items = read_subpop_jsonl(path)
+    assert len(caught) == 1
+    msg = str(caught[0].message)
+    assert "skipped 2 of 4 records (1 all shares zero, 1 not summing to 1)" in msg
+    assert "line 2, question 'natspac', group 'CREGION = South'" in msg
+    assert "line 3" in msg and "sum to 1.1, not 1" in msg
+    assert items.frame["group"].tolist() == ["CREGION = Northeast", "CREGION = Midwest"]
+    with pytest.raises(DistributionError, match=r"s\.jsonl', line 2, question 'natspac'.*zero"):
+        read_subpop_jsonl(path, strict=True)
+
+
+def test_subpop_mis_shaped_lines_are_one_clear_error(tmp_path):
+    bad = _subpop("South", [0.5, 0.5], options=("Yes", "No", "Maybe"), ordinal=(1, 2))
+    path = _write_lines(tmp_path / "s.jsonl", [_subpop("North", [0.3, 0.4, 0.3]), bad])
+    with pytest.raises(DistributionError, match=r"s\.jsonl', line 2, question 'natspac'.*"
+                       r"only a trailing refusal option.*'Maybe'"):  # fmt: skip
+        read_subpop_jsonl(path)
+    path = _write_lines(
+        tmp_path / "s.jsonl",
+        [_subpop("North", [0.3, 0.4, 0.3]), _subpop("South", [0.3, 0.4, 0.3], ordinal=(1, 2))],
+    )
+    with pytest.raises(CodebookError, match=r"s\.jsonl', line 2: .*2 ordinal values for 3"):
+        read_subpop_jsonl(path)
 
 
 def test_items_from_file_survive_parquet(tmp_path, group_items):

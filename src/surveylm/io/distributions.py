@@ -1,14 +1,30 @@
 """Distribution files: group answer distributions as :class:`~surveylm.items.ItemSet` s.
 
-Two formats are read and written:
+:func:`read_distributions` reads any of the layouts below, chosen by the file's *content*
+(not its suffix), and :func:`read_items` also takes surveylm's item-set Parquet files:
 
-* **SubPOP-style JSONL** (Suh et al. 2025): one JSON object per line with the keys
-  ``qkey`` (question id), ``attribute`` (grouping variable), ``group`` (its value),
-  ``question`` (text), ``options`` (labels in order), ``ordinal`` (one number per option,
-  or ``null``/absent for a nominal question), ``responses`` (the group's distribution over
-  ``options``) and ``refusal_rate`` (optional). surveylm also writes and reads the
-  optional keys ``n``, ``n_eff``, ``source`` and ``context`` (the group's full
-  ``{attribute: [values]}`` conditions, so intersections round-trip).
+* **SubPOP JSONL** (Suh et al. 2025; SubPOP-Train, SubPOP-Eval, its OpinionQA): one JSON
+  object per line (a JSON array is read too) with ``qkey``, ``attribute`` (grouping
+  variable), ``group`` (its value), ``question``, ``options``, ``ordinal`` and
+  ``responses`` (the group's shares), and ``refusal_rate``. As published:
+
+  - ``options`` ends with a refusal option ("Refused") that has no ordinal value and no
+    share: ``ordinal`` and ``responses`` have K − 1 entries and ``responses`` sums to 1
+    over the substantive options. The refusal option is dropped from the question, its
+    label kept (``summary["refusal_option"]``), and ``refusal_rate`` kept as data beside
+    the substantive distribution (``summary["refusal_rate"]``, by item id), as OpinionQA
+    keeps the refusal mass apart;
+  - ordinal values may be fractional and descending (``[2.0, 1.5, 1.0]``) and some
+    substantive-looking options are coded −1 (OpinionQA's convention): they are kept as
+    given; the Wasserstein distance orders options by value and drops the −1 options;
+  - a line whose shares are all zero or do not sum to 1 within ``tol`` is skipped with one
+    warning (``strict=True``: refused), see :mod:`surveylm.io.records`.
+
+  surveylm also writes and reads the optional keys ``n``, ``n_eff``, ``source``,
+  ``context`` (the group's full ``{attribute: [values]}`` conditions, so intersections
+  round-trip) and ``refusal_rate_known``.
+* **Cao et al. 2025 JSON** (:mod:`surveylm.io.cao`).
+* **GlobalOpinionQA-style table** (:mod:`surveylm.io.formats`).
 * **Long CSV**: one row per question × group × option with the columns
   ``question, option, group_var, group, share`` (optional: ``n``, ``n_eff``). Question
   text, option order and ordinal values come from an optional codebook; otherwise the
@@ -17,29 +33,47 @@ Two formats are read and written:
 
 Items read from a file whose group sizes are unknown get ``n = 0`` and ``n_eff = NaN``
 (so a sampling-noise floor is reported as NaN rather than made up) and ``weight = 1``
-(every group counts equally when metrics are averaged). A group's shares must sum to 1
-within ``tol``; every validation error names the file and the line.
+(every group counts equally when metrics are averaged). Every validation error names the
+file and the line.
 """
 
 from __future__ import annotations
 
-import ast
 import csv
 import json
 import math
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from surveylm.codebook import Codebook, load_codebook
 from surveylm.distributions import check_distribution
-from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError, where
+from surveylm.errors import (
+    CodebookError,
+    DataError,
+    DistributionError,
+    FileFormatError,
+    shorten,
+    where,
+)
 from surveylm.io.atomic import atomic_path
-from surveylm.io.textfiles import csv_rows, read_text
-from surveylm.items import ItemSet, item_frame
+from surveylm.io.records import (
+    SkipLog,
+    _as_list,
+    _attribute_group,
+    _context,
+    _group_rows,
+    _item,
+    _itemset,
+    _loc,
+    _read_csv_rows,
+    find_info,
+    group_record,
+    json_records,
+    record_item,
+)
+from surveylm.items import ItemSet
 from surveylm.survey import Question
 
 #: Keys every line of a SubPOP-style JSONL file must have.
@@ -48,102 +82,256 @@ SUBPOP_REQUIRED = ("qkey", "attribute", "group", "question", "options", "respons
 LONG_CSV_COLUMNS = ("question", "option", "group_var", "group", "share")
 #: Default tolerance on a group's shares summing to 1 (files often hold rounded shares).
 FILE_TOLERANCE = 1e-3
-#: How intersections are written: ``attribute = "pid×educ"``, ``group = "Dem × College"``.
-INTERSECTION, VALUE_SEP = "×", " × "
+#: Labels a trailing option without ordinal value and share may have (SubPOP: "Refused").
+REFUSAL_LABEL = re.compile(
+    r"^\s*(refused|refusal|refuse to answer|no answer|skipped|prefer not to (say|answer))\s*$",
+    re.IGNORECASE,
+)
+#: The layouts :func:`read_distributions` recognises.
+LAYOUTS = ("subpop", "cao", "globalopinionqa", "long-csv")
 
 
-def read_distributions(
-    path: str | Path, codebook: Codebook | str | Path | None = None, **kwargs: Any
-) -> ItemSet:
-    """Read a ``.jsonl`` (SubPOP-style) or ``.csv`` (long) distribution file."""
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return read_subpop_jsonl(path, **kwargs)
-    if suffix == ".csv":
-        return read_long_csv(path, codebook, **kwargs)
+# -- choosing the reader by content -----------------------------------------------------------
+def sniff_layout(path: str | Path) -> str:
+    """The layout of a distribution file, from its content: one of :data:`LAYOUTS`, or
+    ``"parquet"`` for a surveylm item set.
+
+    Raises:
+        FileFormatError: a file in none of these layouts (the message lists what each
+            needs).
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except FileNotFoundError:
+        raise FileFormatError(f"{where(file=path)}no such file") from None
+    except OSError as exc:
+        raise FileFormatError(f"{where(file=path)}cannot read the file ({exc})") from None
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text.startswith(("[", "{")):
+        keys = _first_json_keys(text)
+        if "options_dist" in keys:
+            return "cao"
+        if "responses" in keys or "qkey" in keys:
+            return "subpop"
+        raise FileFormatError(
+            f"{where(file=path)}a JSON file in neither known layout: SubPOP needs the keys "
+            f"{', '.join(SUBPOP_REQUIRED)}; Cao et al. needs instruction, input, options, "
+            f"options_dist (first record has {sorted(keys) or 'no keys'})"
+        )
+    first = next(csv.reader([text.splitlines()[0] if text else ""]), [])
+    header = {h.strip() for h in first}
+    if "selections" in header:
+        return "globalopinionqa"
+    if set(LONG_CSV_COLUMNS) <= header:
+        return "long-csv"
+    first_line = shorten(text.splitlines()[0] if text else "", 80)
     raise FileFormatError(
-        f"{where(file=path)}unsupported distribution file '{suffix}', expected .jsonl or .csv"
+        f"{where(file=path)}not a distribution file: expected SubPOP JSONL, Cao et al. JSON, "
+        f"a GlobalOpinionQA-style table (question, options, selections) or a long CSV "
+        f"({', '.join(LONG_CSV_COLUMNS)}); the first line is {first_line!r}"
     )
 
 
-# -- SubPOP JSONL -----------------------------------------------------------------------------
-def read_subpop_jsonl(
-    path: str | Path, *, source: str | None = None, tol: float = FILE_TOLERANCE
+def _first_json_keys(text: str) -> set[str]:
+    """The keys of the first JSON object in ``text`` (an array's first element, or the first
+    line of JSON Lines); empty when it cannot be decoded from the head of the file."""
+    decoder = json.JSONDecoder()
+    idx = 1 if text.startswith("[") else 0
+    while idx < len(text) and text[idx].isspace():
+        idx += 1
+    try:
+        obj, _ = decoder.raw_decode(text, idx)
+    except json.JSONDecodeError:
+        # a first record longer than the head: look for the telltale keys in it
+        return {k for k in ("options_dist", "responses", "qkey") if f'"{k}"' in text}
+    return set(obj) if isinstance(obj, dict) else set()
+
+
+def read_distributions(
+    path: str | Path,
+    codebook: Codebook | str | Path | None = None,
+    *,
+    labels: Any = None,
+    **kwargs: Any,
 ) -> ItemSet:
-    """Read a SubPOP-style JSONL file into group items (see module docstring).
+    """Read a distribution file in any layout of the module docstring, chosen by content.
+
+    Args:
+        path: The file (any suffix).
+        codebook: Codebook of a long CSV (question texts, option order, ordinal values).
+        labels: A label table for attributes and groups (:mod:`surveylm.io.labels`).
+        **kwargs: Passed to the layout's reader (``source``, ``tol``, ``strict``...).
+    """
+    layout = sniff_layout(path)
+    if layout == "parquet":
+        raise FileFormatError(
+            f"{where(file=path)}a Parquet item set, not a distribution file; read it with "
+            "read_items or ItemSet.read_parquet"
+        )
+    if layout == "subpop":
+        items = read_subpop_jsonl(path, **kwargs)
+    elif layout == "cao":
+        from surveylm.io.cao import read_cao_json
+
+        items = read_cao_json(path, **kwargs)
+    elif layout == "globalopinionqa":
+        from surveylm.io.formats import read_globalopinion_csv
+
+        items = read_globalopinion_csv(path, **kwargs)
+    else:
+        items = read_long_csv(path, codebook, **kwargs)
+    items.summary.setdefault("format", layout)
+    if labels is not None:
+        from surveylm.io.labels import apply_labels
+
+        items = apply_labels(items, labels)
+    return items
+
+
+def read_items(path: str | Path, *, labels: Any = None, **kwargs: Any) -> ItemSet:
+    """An item set from a surveylm Parquet file or any distribution file (by content)."""
+    if sniff_layout(path) == "parquet":
+        items = ItemSet.read_parquet(path)
+        if labels is not None:
+            from surveylm.io.labels import apply_labels
+
+            items = apply_labels(items, labels)
+        return items
+    return read_distributions(path, labels=labels, **kwargs)
+
+
+# -- SubPOP JSONL -----------------------------------------------------------------------------
+def _split_refusal(
+    options: list[Any], ordinal: list[Any] | None, n_shares: int, loc: str
+) -> tuple[list[Any], list[Any] | None, str | None]:
+    """Options and ordinal values without SubPOP's trailing refusal option, and its label."""
+    if len(options) != n_shares + 1:
+        return options, ordinal, None
+    label = str(options[-1])
+    if not REFUSAL_LABEL.match(label):
+        raise DistributionError(
+            f"{loc}responses has {n_shares} values but the question has {len(options)} "
+            f"options; only a trailing refusal option (e.g. 'Refused') may go without a "
+            f"share, the last option is {label!r}"
+        )
+    if ordinal is not None and len(ordinal) == len(options):
+        ordinal = ordinal[:-1]
+    return options[:-1], ordinal, label
+
+
+def read_subpop_jsonl(
+    path: str | Path,
+    *,
+    source: str | None = None,
+    tol: float = FILE_TOLERANCE,
+    strict: bool = False,
+) -> ItemSet:
+    """Read a SubPOP JSONL file into group items (see module docstring).
+
+    Args:
+        path: The file (JSON Lines, or a JSON array of the same records).
+        source: Source name of the questions (default: the file's stem).
+        tol: Tolerance on a line's responses summing to 1.
+        strict: Refuse a line whose shares are all zero or mis-sum instead of skipping it.
 
     Raises:
         FileFormatError: missing/unreadable file, invalid JSON or missing keys on a line.
-        DistributionError: responses that are negative, NaN, of the wrong length or not
-            summing to 1 within ``tol`` (naming file, line, question and group).
+        DistributionError: responses that are negative, NaN or of the wrong length (a
+            trailing option other than a refusal without a share), a refusal rate outside
+            [0, 1], or (``strict``, or every line) shares not summing to 1 within ``tol``.
         DataError: a question defined differently on two lines, a duplicate
             question × group, or an empty file.
     """
     path = Path(path)
     source = source or path.stem
+    log = SkipLog(path, strict)
     questions: dict[str, Question] = {}
     defined_on: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     refusal: dict[str, float] = {}
-    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        loc = _loc(path, line_no)
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FileFormatError(f"{loc}invalid JSON ({exc.msg}, column {exc.colno})") from None
+    refusal_option: dict[str, str] = {}
+    for unit, line_no, rec in json_records(path):
+        loc = _loc(path, line_no) if unit == "line" else f"file '{path}', record {line_no}: "
         if not isinstance(rec, dict):
             raise FileFormatError(f"{loc}expected a JSON object, got {type(rec).__name__}")
         absent = [k for k in SUBPOP_REQUIRED if k not in rec]
         if absent:
             raise FileFormatError(f"{loc}missing key(s) {', '.join(absent)}")
         qid = str(rec["qkey"])
-        qloc = _loc(path, line_no, qid)
+        qloc = f"{loc[:-2]}, question '{qid}': "
+        attribute, group = str(rec["attribute"]), str(rec["group"])
+        gloc = f"{qloc[:-2]}, group '{attribute} = {group}': "
         options = _as_list(rec["options"], "options", qloc)
         ordinal = rec.get("ordinal")
-        ordinal = None if ordinal is None else _as_list(ordinal, "ordinal", qloc)
+        ordinal = None if ordinal in (None, [], "") else _as_list(ordinal, "ordinal", qloc)
+        responses = _as_list(rec["responses"], "responses", gloc)
+        options, ordinal, refused = _split_refusal(options, ordinal, len(responses), gloc)
         try:
             q = Question(qid, str(rec["question"]), tuple(options), ordinal,
                          source=str(rec.get("source") or source))  # fmt: skip
         except CodebookError as exc:
             raise CodebookError(f"{loc}{exc}") from None
-        if qid in questions and questions[qid] != q:
+        if qid in questions and (questions[qid] != q or refusal_option.get(qid) != refused):
             raise DataError(
-                f"{qloc}defined differently (text, options or ordinal values) than on line "
-                f"{defined_on[qid]}"
+                f"{qloc}defined differently (text, options, ordinal values or refusal option) "
+                f"than on {unit} {defined_on[qid]}"
             )
         questions.setdefault(qid, q)
         defined_on.setdefault(qid, line_no)
-        attribute, group = str(rec["attribute"]), str(rec["group"])
-        gloc = _loc(path, line_no, qid, f"{attribute} = {group}")
-        responses = _as_list(rec["responses"], "responses", gloc)
-        try:
-            target = check_distribution(responses, q.n_options, context=gloc, tol=tol)
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, DistributionError):
-                raise
-            raise DistributionError(f"{gloc}responses must be numbers ({exc})") from None
-        context = rec.get("context") or _context(attribute, group)
-        row = _item(q, attribute, group, context, target, rec.get("n"), rec.get("n_eff"), gloc)
-        rows.append(row)
+        if refused is not None:
+            refusal_option[qid] = refused
         rate = rec.get("refusal_rate")
-        if rate is not None:
-            if not (isinstance(rate, int | float) and 0 <= rate <= 1):
-                raise DistributionError(f"{gloc}refusal_rate must be in [0, 1], got {rate!r}")
+        if rate is not None and not (isinstance(rate, int | float) and 0 <= rate <= 1):
+            raise DistributionError(f"{gloc}refusal_rate must be in [0, 1], got {rate!r}")
+        row = record_item(q, rec, attribute, group, responses, gloc, "responses", tol=tol,
+                          scale=1.0, log=log)  # fmt: skip
+        if row is None:
+            continue
+        rows.append(row)
+        if rate is not None and rec.get("refusal_rate_known", True) is not False:
             refusal[row["item_id"]] = float(rate)
-    return _itemset(rows, questions, path, {"refusal_rate": refusal} if refusal else {})
+    extra = {"format": "subpop", **log.finish(len(rows)), "refusal_rate": refusal,
+             "refusal_option": refusal_option}  # fmt: skip
+    return _itemset(rows, questions, path, extra)
 
 
-def write_subpop_jsonl(items: ItemSet, path: str | Path) -> Path:
-    """Write group items with known targets as SubPOP-style JSONL (atomically)."""
-    refusal = items.summary.get("refusal_rate", {})
+def write_subpop_jsonl(
+    items: ItemSet, path: str | Path, *, refusal_option: str | None = "Refused"
+) -> Path:
+    """Write group items with known targets as SubPOP JSONL (atomically).
+
+    The layout SubPOP's own scripts read: ``options`` ends with the refusal option (the label
+    the file was read with, else ``refusal_option``), ``ordinal`` and ``responses`` cover the
+    substantive options, and ``refusal_rate`` is a number — SubPOP appends it to the
+    responses. Where the refusal rate is not known (items built from a survey) it is written
+    as 0.0 with ``"refusal_rate_known": false``, which surveylm reads back as unknown.
+
+    Args:
+        items: Group items with targets.
+        path: Output file.
+        refusal_option: Label of the appended refusal option; ``None`` writes surveylm's
+            plain layout (K options, K responses, ``refusal_rate`` only where known).
+    """
+    refusal = find_info(items.summary, "refusal_rate")
+    labels = find_info(items.summary, "refusal_option")
 
     def records() -> Iterator[str]:
         for row, q in _group_rows(items):
             rec = group_record(row, q)
             rec["responses"] = [float(x) for x in row["target"]]
-            rec["refusal_rate"] = refusal.get(row["item_id"])
+            rate = refusal.get(row["item_id"])
+            label = labels.get(q.id, refusal_option)
+            if label is not None:
+                rec["options"] = [*rec["options"], label]
+                rec["refusal_rate"] = 0.0 if rate is None else rate
+                if rate is None:
+                    rec["refusal_rate_known"] = False
+            else:
+                rec["refusal_rate"] = rate
             yield json.dumps(rec, ensure_ascii=False) + "\n"
 
     path = Path(path)
@@ -151,6 +339,11 @@ def write_subpop_jsonl(items: ItemSet, path: str | Path) -> Path:
         for line in records():
             fh.write(line)
     return path
+
+
+def refusal_rates(items: ItemSet) -> dict[str, float]:
+    """The refusal rate of each item whose file gave one (``{item_id: rate}``)."""
+    return find_info(items.summary, "refusal_rate")
 
 
 # -- long CSV ---------------------------------------------------------------------------------
@@ -236,36 +429,6 @@ def write_long_csv(items: ItemSet, path: str | Path) -> Path:
     return path
 
 
-# -- helpers ----------------------------------------------------------------------------------
-def _loc(
-    path: Path, line: int | None, question: str | None = None, group: str | None = None
-) -> str:
-    """``"file 'x.jsonl', line 3, question 'q1', group 'party = Dem': "``."""
-    parts = [f"file '{path}'"]
-    parts += [f"line {line}"] if line is not None else []
-    parts += [f"question '{question}'"] if question is not None else []
-    parts += [f"group '{group}'"] if group is not None else []
-    return ", ".join(parts) + ": "
-
-
-def _read_csv_rows(path: Path, encoding: str) -> tuple[list[str], list[tuple[int, dict]]]:
-    header, rows = csv_rows(read_text(path, encoding), path)
-    header = [h.strip() for h in header]
-    return header, [(line, dict(zip(header, row, strict=True))) for line, row in rows]
-
-
-def _as_list(value: Any, key: str, loc: str) -> list[Any]:
-    """A JSON list, or a string holding one (as in CSV-derived SubPOP files)."""
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise FileFormatError(f"{loc}'{key}' must be a list, got {value!r}") from None
-    if not isinstance(value, list | tuple):
-        raise FileFormatError(f"{loc}'{key}' must be a list, got {value!r}")
-    return list(value)
-
-
 def _question_from_codebook(
     qid: str, seen: list[str], cb: Codebook | None, source: str, path: Path
 ) -> Question:
@@ -280,92 +443,3 @@ def _question_from_codebook(
                         source=source, label=spec.label if spec else None)  # fmt: skip
     except CodebookError as exc:
         raise CodebookError(f"{where(file=path)}{exc}") from None
-
-
-def _item(
-    q: Question, group_var: str, group: str, context: Mapping[str, Any],
-    target: np.ndarray, n: Any, n_eff: Any, loc: str,
-) -> dict[str, Any]:  # fmt: skip
-    try:
-        n_val = int(float(n)) if n not in (None, "") else 0
-        n_eff_val = float(n_eff) if n_eff not in (None, "") else float("nan")
-    except (TypeError, ValueError):
-        raise DataError(f"{loc}n and n_eff must be numbers, got {n!r}, {n_eff!r}") from None
-    if n_val < 0 or n_eff_val < 0:
-        raise DataError(f"{loc}n and n_eff must be non-negative, got {n_val}, {n_eff_val}")
-    ctx = {str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
-           for k, v in context.items()}  # fmt: skip
-    label = " & ".join(
-        f"{a} = {v[0]}" if len(v) == 1 else f"{a} ∈ {{{', '.join(v)}}}" for a, v in ctx.items()
-    )
-    return {
-        "item_id": f"{q.id}|{label}", "kind": "group", "question_id": q.id,
-        "source": q.source, "respondent_id": None, "group_var": group_var, "group": label,
-        "context": ctx, "target": target, "n": n_val, "n_eff": n_eff_val, "weight": 1.0,
-    }  # fmt: skip
-
-
-def _itemset(
-    rows: list[dict[str, Any]], questions: dict[str, Question], path: Path, extra: dict
-) -> ItemSet:
-    if not rows:
-        raise DataError(f"{where(file=path)}no distributions in the file")
-    frame = item_frame(rows)
-    dup = frame["item_id"].duplicated()
-    if dup.any():
-        raise DataError(
-            f"{where(file=path)}the question × group {frame['item_id'][dup].iloc[0]!r} "
-            "appears twice"
-        )
-    summary = {"kind": "group", "file": str(path), "items": len(rows), **extra}
-    return ItemSet(frame, questions, summary)
-
-
-def _group_rows(items: ItemSet) -> Iterator[tuple[pd.Series, Question]]:
-    kinds = items.kinds - {"group"}
-    if kinds:
-        raise DataError(f"distribution files hold group items only, got {sorted(kinds)} items")
-    for i in range(len(items)):
-        row = items.frame.iloc[i]
-        if row["target"] is None:
-            raise DataError(f"{where(item=row['item_id'])}has no target distribution to write")
-        yield row, items.questions[row["question_id"]]
-
-
-def group_record(row: pd.Series, q: Question) -> dict[str, Any]:
-    """The fields every group-distribution file format shares for one item: question key
-    and text, options, ordinal values, attribute/group, structured context, source, and
-    ``n``/``n_eff`` when known (so files round-trip exactly)."""
-    attribute, group = _attribute_group(row)
-    rec: dict[str, Any] = {
-        "qkey": q.id, "attribute": attribute, "group": group, "question": q.text,
-        "options": list(q.options), "ordinal": None if q.ordinal is None else list(q.ordinal),
-        "context": row["context"], "source": row["source"] or q.source,
-    }  # fmt: skip
-    if row["n"] > 0:
-        rec["n"] = int(row["n"])
-    if math.isfinite(row["n_eff"]):
-        rec["n_eff"] = float(row["n_eff"])
-    return rec
-
-
-def _attribute_group(row: pd.Series) -> tuple[str, str]:
-    """``(attribute, group)`` as written to a file.
-
-    A one-value group gives its value (``("pid", "Democrat")``); an intersection of
-    one-value conditions gives ``("pid×educ", "Democrat × College")`` (read back by
-    :func:`_context`); anything else (several values per attribute) gives the group
-    variable and the group's label.
-    """
-    ctx = row["context"]
-    if all(len(v) == 1 for v in ctx.values()):
-        return INTERSECTION.join(ctx), VALUE_SEP.join(str(v[0]) for v in ctx.values())
-    return str(row["group_var"]), str(row["group"])
-
-
-def _context(attribute: str, group: str) -> dict[str, list[str]]:
-    """The group conditions encoded by a file's ``(attribute, group)`` pair."""
-    attrs, values = attribute.split(INTERSECTION), group.split(VALUE_SEP)
-    if len(attrs) > 1 and len(attrs) == len(values):
-        return {a: [v] for a, v in zip(attrs, values, strict=True)}
-    return {attribute: [group]}

@@ -1,14 +1,5 @@
-"""Two more group-distribution formats: Cao et al.'s JSON and a GlobalOpinionQA-style table.
+"""GlobalOpinionQA-style tables of group distributions (Cao et al.: :mod:`surveylm.io.cao`).
 
-* **Cao et al. 2025 JSON** — one record per question × group with the keys
-  ``instruction`` (who answers, e.g. a country), ``input`` (the question, often with its
-  lettered options), ``options`` (labels in order) and ``options_dist`` (the group's
-  answer distribution **in percent**). A JSON array or JSON Lines. surveylm writes, and
-  reads when present, the extra keys ``qkey``, ``question``, ``attribute``, ``group``,
-  ``ordinal``, ``context``, ``n`` and ``n_eff`` so files round-trip exactly. Without them
-  the question id is derived from the ``input`` text (a short stable hash) and the group
-  is the ``country`` key or, failing that, the instruction itself
-  (``group_var = "instruction"``).
 * **GlobalOpinionQA-style table** (Durmus et al. 2023) — a CSV with one row per question
   and the columns ``question`` (text), ``options`` (a Python/JSON list of labels) and
   ``selections`` (a mapping country → shares over the options, either a plain dict
@@ -18,17 +9,16 @@
   row within ``tol`` is renormalised, otherwise it is an error naming file, line,
   question and country.
 
-Both writers are atomic (:mod:`surveylm.io.atomic`).
+The writer is atomic (:mod:`surveylm.io.atomic`). ``read_cao_json`` and ``write_cao_json``
+are importable from here as before.
 """
 
 from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +26,9 @@ import numpy as np
 
 from surveylm.distributions import check_distribution
 from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError, where
-from surveylm.io.atomic import atomic_path, atomic_write_text
-from surveylm.io.distributions import (
+from surveylm.io.atomic import atomic_path
+from surveylm.io.cao import CAO_REQUIRED, _question_id, read_cao_json, write_cao_json
+from surveylm.io.records import (
     _as_list,
     _attribute_group,
     _context,
@@ -46,11 +37,8 @@ from surveylm.io.distributions import (
     _itemset,
     _loc,
     _read_csv_rows,
-    group_record,
 )
-from surveylm.io.textfiles import read_text
 from surveylm.items import ItemSet
-from surveylm.prompts import option_letters
 from surveylm.survey import Question
 
 __all__ = [
@@ -62,14 +50,8 @@ __all__ = [
     "write_globalopinion_csv",
 ]
 
-#: Keys every Cao et al. record must have.
-CAO_REQUIRED = ("instruction", "input", "options", "options_dist")
 #: Columns a GlobalOpinionQA-style table must have.
 GOQA_COLUMNS = ("question", "options", "selections")
-
-
-def _question_id(text: str) -> str:
-    return "q_" + hashlib.sha1(text.strip().encode("utf-8")).hexdigest()[:10]
 
 
 def _numbers(values: list[Any], loc: str, what: str) -> np.ndarray:
@@ -91,127 +73,6 @@ def _add_question(
         )
     questions.setdefault(q.id, q)
     defined.setdefault(q.id, here)
-
-
-# -- Cao et al. JSON --------------------------------------------------------------------------
-def _cao_records(path: Path) -> list[tuple[str, int, Any]]:
-    """``(unit, number, record)`` from a JSON array (unit "record") or JSON Lines ("line")."""
-    text = read_text(path)
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = f"{where(file=path)}invalid JSON ({exc.msg}, line {exc.lineno})"
-            raise FileFormatError(msg) from None
-        return [("record", i, rec) for i, rec in enumerate(data, start=1)]
-    out = []
-    for line_no, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(("line", line_no, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise FileFormatError(f"{_loc(path, line_no)}invalid JSON ({exc.msg})") from None
-    return out
-
-
-def read_cao_json(path: str | Path, *, source: str | None = None, tol: float = 0.5) -> ItemSet:
-    """Read Cao et al.'s JSON (array or JSON Lines) into group items (module docstring).
-
-    Args:
-        path: The file.
-        source: Source name of the questions (default: the file's stem).
-        tol: Tolerance, in percentage points, on ``options_dist`` summing to 100.
-
-    Raises:
-        FileFormatError: unreadable file, invalid JSON, a missing key, a non-list field.
-        DistributionError: percentages that are negative, of the wrong length or not
-            summing to 100 within ``tol`` (naming file, record/line, question and group).
-        DataError: a question defined differently twice, a duplicate question × group.
-    """
-    path = Path(path)
-    source = source or path.stem
-    questions: dict[str, Question] = {}
-    defined: dict[str, str] = {}
-    rows = []
-    for unit, num, rec in _cao_records(path):
-        here = f"{unit} {num}"
-        loc = f"file '{path}', {here}: "
-        if not isinstance(rec, dict):
-            raise FileFormatError(f"{loc}expected a JSON object, got {type(rec).__name__}")
-        absent = [k for k in CAO_REQUIRED if k not in rec]
-        if absent:
-            raise FileFormatError(f"{loc}missing key(s) {', '.join(absent)}")
-        text = str(rec.get("question") or rec["input"])
-        qid = str(rec.get("qkey") or _question_id(str(rec["input"])))
-        qloc = f"{loc[:-2]}, question '{qid}': "
-        options = [str(o) for o in _as_list(rec["options"], "options", qloc)]
-        ordinal = rec.get("ordinal")
-        ordinal = None if ordinal is None else _as_list(ordinal, "ordinal", qloc)
-        try:
-            q = Question(
-                qid, text, tuple(options), ordinal, source=str(rec.get("source") or source)
-            )
-        except CodebookError as exc:
-            raise CodebookError(f"{qloc}{exc}") from None
-        _add_question(questions, defined, q, qloc, here)
-        if "attribute" in rec and "group" in rec:
-            attribute, group = str(rec["attribute"]), str(rec["group"])
-        elif "country" in rec:
-            attribute, group = "country", str(rec["country"])
-        else:
-            attribute, group = "instruction", str(rec["instruction"])
-        gloc = f"{qloc[:-2]}, group '{attribute} = {group}': "
-        pct = _numbers(_as_list(rec["options_dist"], "options_dist", gloc), gloc, "options_dist")
-        if len(pct) != q.n_options:
-            raise DistributionError(
-                f"{gloc}options_dist has {len(pct)} values for {q.n_options} options"
-            )
-        if abs(pct.sum() - 100.0) > tol:
-            raise DistributionError(
-                f"{gloc}options_dist must be percentages summing to 100 (±{tol}), sums to "
-                f"{pct.sum():.4g}"
-            )
-        target = check_distribution(pct / pct.sum(), q.n_options, context=gloc)
-        context = rec.get("context") or _context(attribute, group)
-        rows.append(
-            _item(q, attribute, group, context, target, rec.get("n"), rec.get("n_eff"), gloc)
-        )
-    return _itemset(rows, questions, path, {"format": "cao-json"})
-
-
-def _instruction(context: Mapping[str, list[str]]) -> str:
-    who = " and ".join(f"{a} is {' or '.join(v)}" for a, v in context.items())
-    return (
-        f"Answer the following survey question as a person whose {who} would. "
-        "Give the distribution of answers across the options."
-    )
-
-
-def write_cao_json(items: ItemSet, path: str | Path, *, decimals: int | None = None) -> Path:
-    """Write group items with known targets as a Cao et al. JSON array (atomically).
-
-    Args:
-        items: Group items with targets.
-        path: Output file.
-        decimals: Round the percentages (``None`` = full precision, exact round trip).
-    """
-    records = []
-    for row, q in _group_rows(items):
-        letters = option_letters(q.n_options)
-        listed = "\n".join(f"{ltr}. {o}" for ltr, o in zip(letters, q.options, strict=True))
-        pct = [100.0 * float(x) for x in row["target"]]
-        if decimals is not None:
-            pct = [round(x, decimals) for x in pct]
-        rec = {
-            "instruction": _instruction(row["context"]),
-            "input": f"{q.text}\n{listed}",
-            "options_dist": pct,
-            **group_record(row, q),
-        }
-        records.append(rec)
-    atomic_write_text(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
-    return Path(path)
 
 
 # -- GlobalOpinionQA-style table --------------------------------------------------------------
