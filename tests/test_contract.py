@@ -179,3 +179,54 @@ def test_frames_and_predictions_compare_by_identity_without_raising(toy_survey):
     twin = copy.deepcopy(pred)
     assert pred == pred and pred != twin
     assert toy_survey == toy_survey and toy_survey != copy.deepcopy(toy_survey)
+
+
+class _Wrapper(AnswerModel):
+    """A model with an estimator as a parameter (as a meta-estimator would have)."""
+
+    name = "wrapper"
+
+    def __init__(self, inner: AnswerModel | None = None, random_state=0, verbose=True) -> None:
+        super().__init__(random_state=random_state, verbose=verbose)
+        self.inner = inner
+
+    def fit(self, items):
+        self.inner_ = clone(self.inner).fit(items)
+        return self
+
+    def predict(self, items):
+        return self.inner_.predict(items)
+
+
+def test_nested_parameters_as_scikit_learn(toy_survey):
+    """``get_params(deep=True)`` lists an estimator parameter's own parameters as
+    ``inner__name``; ``set_params`` routes them; ``clone`` clones the inner model too."""
+    inner = make_model("logistic", C=0.5)
+    model = _Wrapper(inner)
+    deep = model.get_params(deep=True)
+    assert deep["inner"] is inner and deep["inner__C"] == 0.5
+    assert "inner__C" not in model.get_params(deep=False)
+    model.set_params(inner__C=2.0, random_state=4)
+    assert inner.C == 2.0 and model.random_state == 4
+    copy = clone(model)
+    assert copy.inner is not inner and copy.inner.get_params() == inner.get_params()
+    with pytest.raises(ConfigError):
+        model.set_params(outer__C=1.0)
+    items = build_respondent_items(toy_survey, "vote", ["party"])
+    assert model.fit(items).is_fitted and not copy.is_fitted
+
+
+def test_a_saved_folder_with_an_old_parameter_name_is_one_model_error(toy_survey, tmp_path):
+    """A folder saved before ``seed`` became ``random_state`` fails to load with a
+    :class:`ModelError` naming the file, not a ``TypeError``."""
+    import json
+
+    from surveylm.errors import ModelError
+
+    items = build_respondent_items(toy_survey, "vote", ["party"])
+    make_model("logistic").fit(items).save(tmp_path)
+    payload = json.loads((tmp_path / "model.json").read_text())
+    payload["params"]["seed"] = payload["params"].pop("random_state")
+    (tmp_path / "model.json").write_text(json.dumps(payload))
+    with pytest.raises(ModelError, match=r"model\.json.*do not fit LogisticModel.*'seed'"):
+        AnswerModel.load(tmp_path)

@@ -281,7 +281,11 @@ class AnswerModel(ABC):
             raise ModelError(f"{where(file=path)}{payload['class']} is not an AnswerModel")
         if klass.load.__func__ is not AnswerModel.load.__func__:  # type: ignore[attr-defined]
             return klass.load(directory)
-        model = klass(**payload["params"])
+        try:
+            model = klass(**payload["params"])
+        except TypeError as exc:  # e.g. a folder saved before seed became random_state
+            msg = f"{where(file=path)}parameters do not fit {qualname} ({exc})"
+            raise ModelError(msg) from None
         model._set_state(payload["state"])
         return model
 
