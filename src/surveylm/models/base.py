@@ -157,6 +157,10 @@ class AnswerModel(ABC):
     * ``verbose`` (``bool``, default True): progress bars on long work (fine-tuning,
       language-model scoring). Runners turn it off, as they show their own bar.
 
+    A subclass lists both, with these defaults, in its own ``__init__`` signature (which
+    :meth:`get_params` reads) and passes them to ``super().__init__``; runners set both
+    with :meth:`set_params` (:func:`surveylm.models.make_run_model`).
+
     Subclasses implement :meth:`fit`, :meth:`predict`, and — to be saved — the
     :meth:`_get_state` / :meth:`_set_state` pair returning/accepting JSON-able fitted
     state. Models with weights (language models) override :meth:`save`/:meth:`load`.
