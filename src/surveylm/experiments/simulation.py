@@ -48,7 +48,8 @@ from surveylm.survey import Survey
 
 __all__ = ["SimulationResults", "build_split", "run_simulation_benchmark"]
 
-SPLITS = ("seen_q/seen_g", "seen_q/unseen_g", "unseen_q/seen_g", "unseen_q/unseen_g")
+SPLITS = ("seen_q/seen_g", "seen_q/unseen_g", "unseen_q/seen_g", "unseen_q/unseen_g",
+          "unseen_survey")  # fmt: skip
 LM_MODELS = ("encoder", "causal-lm", "dsa")
 TABLE_METRICS = ("wd", "tv", "jsd")
 
@@ -178,6 +179,24 @@ def build_split(
     return train, {k: v for k, v in tests.items() if len(v)}, train_s, facts
 
 
+def prepare_split(
+    config: SimulationConfig,
+) -> tuple[ItemSet, dict[str, ItemSet], Survey | None, dict[str, Any]]:
+    """The training items and test cells of any config: one survey split in halves
+    (:func:`build_split`), a distribution file, or the unseen-survey protocol
+    (:mod:`surveylm.experiments.cross_survey`)."""
+    from surveylm.experiments import cross_survey as cs
+
+    if config.unseen_survey is not None:
+        return cs.cross_survey_split(config)
+    if cs.is_distribution_file(config.dataset):
+        items, _ = cs.side(config.dataset, None, config.questions, config.group_by,
+                           config.min_n, config.labels)  # fmt: skip
+        train, tests, facts = cs.file_split(items, config)
+        return train, tests, None, facts
+    return build_split(config, load_survey(config))
+
+
 # -- methods ----------------------------------------------------------------------------
 def subsample_survey(survey: Survey, fraction: float, seed: int) -> Survey:
     """A random ``fraction`` of the respondents (all of them for ``fraction >= 1``)."""
@@ -191,13 +210,19 @@ def subsample_survey(survey: Survey, fraction: float, seed: int) -> Survey:
 
 
 def fit_method(
-    method: SimMethodConfig, train: ItemSet, train_survey: Survey, config: SimulationConfig
+    method: SimMethodConfig, train: ItemSet, train_survey: Survey | None, config: SimulationConfig
 ) -> Any:
     """A fitted model (or, for ``training-data``, the subsample's group distributions).
 
     Its ``random_state`` is the run's ``config.seed`` and ``verbose`` is off, unless the
     method's params set them."""
     if method.model == TRAINING_DATA:
+        if train_survey is None or config.unseen_survey is not None:
+            raise ConfigError(
+                f"method '{method.name}': training-data needs respondents of the surveyed "
+                "population (a survey dataset split in halves, not a distribution file or an "
+                "unseen survey)"
+            )
         params = dict(method.params)
         fraction = float(params.pop("fraction", 1.0))
         if params or not 0 < fraction <= 1:
@@ -335,8 +360,7 @@ def run_simulation_benchmark(
         if m.model != TRAINING_DATA:
             model_class(m.model)
     start = time.perf_counter()
-    survey = load_survey(config)
-    train, tests, train_s, facts = build_split(config, survey)
+    train, tests, train_s, facts = prepare_split(config)
     allitems = ItemSet.concat(list(tests.values()))
     country = any("country" in str(g) for g in config.group_by)
     rob_methods = None if config.robustness is None else config.robustness.methods

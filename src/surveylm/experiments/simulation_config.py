@@ -19,9 +19,11 @@ from surveylm.splits import NEAR_DUPLICATE_THRESHOLD
 
 __all__ = [
     "DataEfficiencyConfig",
+    "GroupMapConfig",
     "RobustnessConfig",
     "SimMethodConfig",
     "SimulationConfig",
+    "UnseenSurveyConfig",
     "load_simulation_config",
 ]
 
@@ -83,12 +85,66 @@ class DataEfficiencyConfig(BaseModel):
     methods: list[str] | None = None
 
 
+class GroupMapConfig(BaseModel):
+    """How one grouping attribute of the test survey reads in the training survey's terms.
+
+    Attributes:
+        to: The training survey's attribute (``age3`` → ``age_group``).
+        values: Test value → training value(s): one value, several (a list, or one string
+            ``"35 - 49 | 50 - 64"``) for a test group that spans several training groups, or
+            ``null`` for a test group with no counterpart (not evaluated). A value not listed
+            keeps its name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1)
+    values: dict[str, str | list[str] | None] = Field(default_factory=dict)
+
+
+class UnseenSurveyConfig(BaseModel):
+    """The unseen survey of the cross-survey protocol (SubPOP: train on Pew ATP, test on the
+    GSS; Cao et al.: train on the WVS, test on Pew): its questions are unseen by
+    construction, its groups are mapped onto the training survey's attributes.
+
+    Attributes:
+        dataset: A built-in dataset name, a survey file or a distribution file.
+        codebook: Codebook of a survey file.
+        questions: Test questions (``None`` = every question not used for grouping).
+        group_by: The test survey's grouping variables (one attribute or a list each).
+        group_map: Test attribute → a training attribute (a plain rename) or a
+            :class:`GroupMapConfig`; an attribute not listed must exist in the training data
+            under the same name.
+        context: Conditions true of the whole test population, in training terms (the
+            masculinity survey asked only men: ``{gender: Male}``), added to every group.
+        min_n: Test cells with fewer respondents are suppressed (default: the config's).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1)
+    codebook: str | None = None
+    questions: list[str] | None = None
+    group_by: list[str | list[str]] = Field(min_length=1)
+    group_map: dict[str, str | GroupMapConfig] = Field(default_factory=dict)
+    context: dict[str, str | list[str]] = Field(default_factory=dict)
+    min_n: int | None = Field(None, ge=1)
+
+
 class SimulationConfig(BaseModel):
     """The whole simulation benchmark.
 
     Attributes:
-        dataset: A built-in dataset name (``anes1996``, ``nonvoters``) or a survey file.
+        dataset: A built-in dataset name (``anes1996``, ``nonvoters``), a survey file, or a
+            distribution file (SubPOP JSONL, Cao et al. JSON...; read by content). A
+            distribution file has no respondents to split: its group items are split by
+            question and group only (no seen/seen cell), with the noise floor from its ``n``.
         codebook: Codebook of a survey file.
+        labels: Label table for a distribution file's attributes and groups
+            (:mod:`surveylm.io.labels`): a file or the table itself.
+        unseen_survey: Train on ``dataset`` and test on this other survey (the unseen-survey
+            protocol, one split ``unseen_survey``); the held-out question/group settings and
+            ``test_fraction`` are then not used.
         questions: Target questions (``None`` = every question not used for grouping).
         group_by: Grouping variables; an entry is one attribute or a list (intersection).
         min_n: Group cells with fewer respondents are suppressed.
@@ -113,8 +169,10 @@ class SimulationConfig(BaseModel):
 
     dataset: str = Field(min_length=1)
     codebook: str | None = None
+    labels: str | dict[str, Any] | None = None
     questions: list[str] | None = None
     group_by: list[str | list[str]] = Field(min_length=1)
+    unseen_survey: UnseenSurveyConfig | None = None
     min_n: int = Field(20, ge=1)
     test_fraction: float = Field(0.5, gt=0, lt=1)
     test_questions: list[str] | None = None

@@ -24,6 +24,7 @@ SPLIT_LABELS = {
     "seen_q/unseen_g": "seen questions × unseen groups",
     "unseen_q/seen_g": "unseen questions × seen groups",
     "unseen_q/unseen_g": "unseen questions × unseen groups",
+    "unseen_survey": "unseen survey (its questions and groups)",
 }
 IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings")
 SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings")
