@@ -100,6 +100,18 @@ class FineTuneConfig(BaseModel):
         temperature_lr: Learning rate of temperature parameters (the encoder's τ); ``None``
             = the main learning rate.
         dataloader_num_workers: Worker processes of the data loader.
+        head_lr: Learning rate of a scorer's head (parameters named ``head.*``, e.g. the
+            encoder's option head) when the rest trains at ``learning_rate``; ``None`` =
+            the main learning rate.
+        loss: Training objective, a name in :data:`surveylm.training.losses.LOSSES`
+            (``forward_kl``: SubPOP / Cao et al.; cross-entropy on one-hot targets).
+        validation_fraction: Share of the training items a model holds out as its inner
+            validation split (stratified by answer for respondents, by question for
+            groups); 0 = no validation, train for the whole budget.
+        early_stopping_patience: Stop after this many evaluations without a lower
+            validation loss; the best evaluated state (the start included) is restored.
+            ``None`` = evaluate and restore the best, but never stop early.
+        evaluations_per_epoch: Validation evaluations per epoch.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -122,6 +134,11 @@ class FineTuneConfig(BaseModel):
     bf16: bool | Literal["auto"] = "auto"
     temperature_lr: float | None = Field(None, gt=0)
     dataloader_num_workers: int = Field(0, ge=0)
+    head_lr: float | None = Field(None, gt=0)
+    loss: str = "forward_kl"
+    validation_fraction: float = Field(0.2, ge=0, lt=1)
+    early_stopping_patience: int | None = Field(3, ge=1)
+    evaluations_per_epoch: int = Field(1, ge=1)
 
     def use_bf16(self) -> bool:
         """Whether this run trains in bf16 (resolves ``"auto"``; never on CPU)."""

@@ -1,9 +1,10 @@
-"""Fine-tuning any option scorer with the forward-KL objective through ``transformers.Trainer``.
+"""Fine-tuning any option scorer through ``transformers.Trainer``: the one training entry point.
 
 Both backends (causal LM and sentence encoder) are a ``torch.nn.Module`` that maps a
 collated batch to option scores ``[B, K]``. :class:`DistributionTrainer` changes only
-how the loss is computed — :func:`~surveylm.training.losses.forward_kl` between the
-scores and the item's target distribution — so everything else the Trainer does
+how the loss is computed — a loss from :data:`~surveylm.training.losses.LOSSES` chosen
+by name (forward KL by default) between the scores and the item's target distribution,
+as trl lets a ``compute_loss_func`` be passed — so everything else the Trainer does
 (gradient accumulation, mixed precision, checkpoints, resuming, data parallelism under
 ``accelerate launch`` / ``torchrun``) works unchanged. The objective is SubPOP's (Suh et
 al. 2025) and Cao et al. 2025's forward KL; on one-hot respondent targets it is the
@@ -25,9 +26,10 @@ from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallb
 
 from surveylm.errors import ConfigError, ModelError
 from surveylm.training.config import FineTuneConfig, parse_config
-from surveylm.training.losses import forward_kl
+from surveylm.training.losses import get_loss
 
 __all__ = [
+    "BestStateCallback",
     "DistributionTrainer",
     "TrainOutput",
     "find_layer_list",
@@ -37,6 +39,8 @@ __all__ = [
 
 #: Names of the parameters that get ``FineTuneConfig.temperature_lr`` (substring match).
 TEMPERATURE_PARAM = "log_temperature"
+#: Parameters whose name starts with this get ``FineTuneConfig.head_lr``.
+HEAD_PREFIX = "head."
 
 
 class DistributionTrainer(Trainer):
@@ -58,6 +62,10 @@ class DistributionTrainer(Trainer):
     #: gradient-accumulation steps itself.
     loss_is_scaled_for_ga = False
 
+    def __init__(self, *args: Any, loss: str = "forward_kl", **kwargs: Any) -> None:
+        self.loss_fn = get_loss(loss)
+        super().__init__(*args, **kwargs)
+
     def compute_loss(
         self,
         model: nn.Module,
@@ -65,7 +73,8 @@ class DistributionTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """Forward KL between the model's option distribution and ``inputs["targets"]``."""
+        """The configured loss (forward KL by default) between the model's option
+        distribution and ``inputs["targets"]``."""
         inputs = dict(inputs)
         try:
             targets = inputs.pop("targets")
@@ -78,7 +87,7 @@ class DistributionTrainer(Trainer):
         weights = inputs.pop("item_weights", None)
         outputs = model(**inputs)
         scores = outputs if torch.is_tensor(outputs) else outputs.option_scores
-        loss = forward_kl(
+        loss = self.loss_fn(
             scores,
             targets.to(scores.device),
             option_mask.to(scores.device),
@@ -131,6 +140,9 @@ class TrainOutput:
         output_dir: Where checkpoints were written.
         seconds: Wall-clock seconds of the run.
         items_per_second: Training items processed per second (all epochs).
+        best_step: With a validation set: the step whose state was restored (0 = the start).
+        best_validation_loss: Its validation loss.
+        initial_validation_loss: The validation loss before any training.
     """
 
     global_step: int
@@ -140,11 +152,32 @@ class TrainOutput:
     output_dir: str = ""
     seconds: float = 0.0
     items_per_second: float = 0.0
+    best_step: int | None = None
+    best_validation_loss: float | None = None
+    initial_validation_loss: float | None = None
 
     @property
     def losses(self) -> list[float]:
         """The logged step losses, in order."""
         return [float(e["loss"]) for e in self.log_history if "loss" in e]
+
+    def curves(self) -> list[dict[str, Any]]:
+        """Train and validation loss curves as tidy rows ``{step, epoch, split, loss}``."""
+        rows = []
+        for e in self.log_history:
+            for key, split in (("loss", "train"), ("eval_loss", "validation")):
+                if key in e:
+                    rows.append({"step": int(e.get("step", 0)), "epoch": float(e.get("epoch", 0)),
+                                 "split": split, "loss": float(e[key])})  # fmt: skip
+        return rows
+
+    @property
+    def improved(self) -> bool | None:
+        """Whether training lowered the validation loss below its starting value (``None``
+        without a validation set)."""
+        if self.best_validation_loss is None or self.initial_validation_loss is None:
+            return None
+        return self.best_validation_loss < self.initial_validation_loss - 1e-6
 
 
 def train_option_model(
@@ -154,11 +187,21 @@ def train_option_model(
     config: FineTuneConfig | dict[str, Any] | None,
     output_dir: str | Path,
     *,
+    eval_dataset: torch.utils.data.Dataset | None = None,
     resume_from_checkpoint: str | bool | None = None,
     callbacks: Sequence[TrainerCallback] | None = None,
+    trainer_class: type[DistributionTrainer] | None = None,
+    trainer_kwargs: dict[str, Any] | None = None,
     **training_overrides: Any,
 ) -> TrainOutput:
-    """Fine-tune an option scorer with forward KL (see module docstring).
+    """Fine-tune an option scorer with the configured loss (see module docstring).
+
+    With an ``eval_dataset`` (the model's inner validation split) the validation loss is
+    measured before training and ``config.evaluations_per_epoch`` times per epoch;
+    training stops after ``config.early_stopping_patience`` evaluations without
+    improvement and the best state is restored (SubPOP and Cao et al. keep the best
+    validation checkpoint). A scorer that starts at the training marginal therefore
+    ends no worse than the marginal on validation.
 
     Args:
         module: Maps a collated batch (minus ``targets``/``option_mask``/``item_weights``)
@@ -166,16 +209,19 @@ def train_option_model(
             ``"log_temperature"`` get ``config.temperature_lr`` when that is set.
         train_dataset: A ``torch.utils.data.Dataset`` of per-item dicts.
         data_collator: Turns a list of those dicts into the batch of tensors.
+        eval_dataset: Validation items in the same form, or ``None``.
         config: The fine-tuning settings (a :class:`FineTuneConfig`, a mapping or ``None``).
         output_dir: Checkpoints go to ``output_dir/checkpoint-<step>``.
         resume_from_checkpoint: A checkpoint folder, or ``True`` for the latest one in
             ``output_dir`` (the model, optimiser, scheduler and RNG states are restored, so
             the run ends exactly where an uninterrupted one would).
         callbacks: Extra ``TrainerCallback`` objects.
+        trainer_class: A :class:`DistributionTrainer` subclass (DSA's stage 2).
+        trainer_kwargs: Extra keyword arguments of the trainer class.
         **training_overrides: Extra ``TrainingArguments`` fields.
 
     Returns:
-        A :class:`TrainOutput` with the loss history.
+        A :class:`TrainOutput` with the loss history (and validation curve).
 
     Raises:
         ModelError: a module with no trainable parameter, or an empty dataset.
@@ -189,20 +235,36 @@ def train_option_model(
     output_dir = Path(output_dir)
     if resume_from_checkpoint is True and not any(output_dir.glob("checkpoint-*")):
         raise ConfigError(f"file '{output_dir}': no checkpoint to resume from")
+    validating = eval_dataset is not None and len(eval_dataset) > 0  # type: ignore[arg-type]
+    if validating:
+        per_epoch = _steps_per_epoch(len(train_dataset), config)  # type: ignore[arg-type]
+        every = max(1, per_epoch // config.evaluations_per_epoch)
+        training_overrides = {"eval_strategy": "steps", "eval_steps": every,
+                              "label_names": ["targets"], "prediction_loss_only": True,
+                              **training_overrides}  # fmt: skip
     args = config.to_training_arguments(output_dir, **training_overrides)
-    trainer = DistributionTrainer(
+    best = BestStateCallback(config.early_stopping_patience) if validating else None
+    trainer = (trainer_class or DistributionTrainer)(
         model=module,
         args=args,
         data_collator=data_collator,
         train_dataset=train_dataset,
-        callbacks=list(callbacks or []),
+        eval_dataset=eval_dataset if validating else None,
+        callbacks=list(callbacks or []) + ([best] if best is not None else []),
+        loss=config.loss,
+        **(trainer_kwargs or {}),
     )
-    if config.temperature_lr is not None:
-        trainer.optimizer = _optimizer_with_temperature_group(trainer, module, config)
+    if config.temperature_lr is not None or config.head_lr is not None:
+        trainer.optimizer = _optimizer_with_parameter_groups(trainer, module, config)
     if args.disable_tqdm:  # quiet: no progress bar and no printed log lines
         trainer.remove_callback(PrinterCallback)
     start_step = _StartStep()
     trainer.add_callback(start_step)
+    initial = None
+    if validating and not resume_from_checkpoint:
+        module.eval()
+        initial = float(trainer.evaluate()["eval_loss"])  # the start: the marginal
+        module.train()
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - start
@@ -221,7 +283,56 @@ def train_option_model(
         output_dir=str(output_dir),
         seconds=seconds,
         items_per_second=processed / seconds if seconds > 0 else 0.0,
+        best_step=None if best is None else best.best_step,
+        best_validation_loss=None if best is None else best.best_loss,
+        initial_validation_loss=initial,
     )
+
+
+def _steps_per_epoch(n: int, config: FineTuneConfig) -> int:
+    per_step = config.batch_size * config.gradient_accumulation_steps
+    return max(1, -(-n // per_step))
+
+
+class BestStateCallback(TrainerCallback):
+    """Keep the trainable parameters of the best validation evaluation in memory, stop
+    after ``patience`` evaluations without improvement, and restore the best at the end.
+
+    Only public ``TrainerCallback`` hooks are used; nothing is written to disk, so a
+    small head trains without checkpoint I/O. An evaluation before training counts, so
+    the restored state is never worse on validation than the starting one.
+    """
+
+    def __init__(self, patience: int | None = 3, min_delta: float = 1e-6) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss: float | None = None
+        self.best_step: int | None = None
+        self._best: dict[str, torch.Tensor] = {}
+        self._bad = 0
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        loss = (kwargs.get("metrics") or {}).get("eval_loss")
+        model = kwargs.get("model")
+        if loss is None or model is None:
+            return
+        if self.best_loss is None or loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_step, self._bad = float(loss), int(state.global_step), 0
+            self._best = {n: p.detach().clone() for n, p in model.named_parameters()
+                          if p.requires_grad}  # fmt: skip
+        else:
+            self._bad += 1
+            if self.patience is not None and self._bad >= self.patience:
+                control.should_training_stop = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        model = kwargs.get("model")
+        if model is None or not self._best:
+            return
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if n in self._best:
+                    p.copy_(self._best[n])
 
 
 class _StartStep(TrainerCallback):
@@ -233,24 +344,29 @@ class _StartStep(TrainerCallback):
         self.step = int(state.global_step)
 
 
-def _optimizer_with_temperature_group(
+def _optimizer_with_parameter_groups(
     trainer: Trainer, module: nn.Module, config: FineTuneConfig
 ) -> torch.optim.Optimizer:
-    """The Trainer's default optimiser, with temperature parameters in their own group."""
+    """The Trainer's default optimiser, with temperature parameters (``temperature_lr``)
+    and head parameters (``head_lr``) in their own groups."""
     decay = set(trainer.get_decay_parameter_names(module))
     groups: dict[str, dict[str, Any]] = {
         "decay": {"params": [], "weight_decay": config.weight_decay},
         "no_decay": {"params": [], "weight_decay": 0.0},
-        "temperature": {"params": [], "weight_decay": 0.0, "lr": config.temperature_lr},
-    }
+        "temperature": {"params": [], "weight_decay": 0.0,
+                        "lr": config.temperature_lr or config.learning_rate},
+        "head": {"params": [], "weight_decay": config.weight_decay,
+                 "lr": config.head_lr or config.learning_rate},
+    }  # fmt: skip
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        key = (
-            "temperature"
-            if TEMPERATURE_PARAM in name
-            else ("decay" if name in decay else "no_decay")
-        )
+        if TEMPERATURE_PARAM in name:
+            key = "temperature"
+        elif name.startswith(HEAD_PREFIX) and config.head_lr is not None:
+            key = "head"
+        else:
+            key = "decay" if name in decay else "no_decay"
         groups[key]["params"].append(p)
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, module)
     return cls([g for g in groups.values() if g["params"]], **kwargs)

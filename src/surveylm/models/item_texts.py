@@ -1,0 +1,139 @@
+"""Items as short texts: one per context line, one per question, one per option.
+
+The encoder answer model does not embed one long prompt per item. It embeds every
+*distinct* short text once — each ``Feature: value`` line of a respondent's profile
+(the GLES study's format, Holtdirk et al. 2025) or each ``attribute: value`` of a group,
+each question text and each option text — and a learned head combines them
+(:mod:`surveylm.models.option_head`). A survey of 1,000 respondents with ten features
+has a few hundred distinct lines, so the encoder runs a few hundred short sequences
+instead of 1,000 long ones, nothing is ever truncated away (the question stays whole
+however long the profile), and a frozen encoder's embeddings can be cached across fits.
+
+Torch-free: this module only turns items into indices into a table of strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from surveylm.items import ItemSet
+from surveylm.prompts import get_format
+from surveylm.survey import Question
+
+__all__ = ["ItemTexts", "TextTable", "context_lines", "item_texts", "option_positions"]
+
+
+def context_lines(
+    context: Mapping[str, Any] | None, questions: Mapping[str, Question]
+) -> list[str]:
+    """``Label: value`` lines of a context, labels from the codebook (``questions``).
+
+    Respondent values render as their option label (``Party identification: Strong
+    Democrat``); a group's several values are joined with " or ".
+    """
+    from surveylm.prompts import _context_entry
+
+    fmt = get_format("profile")
+    return [_context_entry(fmt, key, value, questions)[1] for key, value in (context or {}).items()]
+
+
+@dataclass(eq=False)
+class TextTable:
+    """Distinct strings, each with a stable integer id (insertion order)."""
+
+    texts: list[str] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+
+    def add(self, text: str) -> int:
+        """The id of ``text``, adding it when new."""
+        pos = self.index.get(text)
+        if pos is None:
+            pos = self.index[text] = len(self.texts)
+            self.texts.append(text)
+        return pos
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(eq=False)
+class ItemTexts:
+    """Per item: ids (into ``table``) of its context lines, its question and its options."""
+
+    table: TextTable
+    lines: list[list[int]]
+    question: list[int]
+    options: list[list[int]]
+
+
+def item_texts(
+    items: ItemSet,
+    table: TextTable | None = None,
+    *,
+    option_template: str = "{option}",
+) -> ItemTexts:
+    """Break every item into its texts (see module docstring).
+
+    Args:
+        items: Respondent or group items.
+        table: A table to extend (so several item sets share ids); ``None`` = a new one.
+        option_template: Text of one option; placeholders ``{option}`` and ``{question}``.
+    """
+    table = TextTable() if table is None else table
+    lines, question, options = [], [], []
+    option_ids: dict[str, list[int]] = {}
+    for qid in items.question_ids:
+        q = items.questions[qid]
+        option_ids[qid] = [table.add(option_template.format(option=o, question=q.text))
+                           for o in q.options]  # fmt: skip
+    line_cache: dict[tuple[str, str], int] = {}
+    for context, qid in zip(items.frame["context"], items.frame["question_id"], strict=True):
+        q = items.questions[qid]
+        row = []
+        for key, value in (context or {}).items():
+            ck = (key, repr(value))
+            if ck not in line_cache:
+                line_cache[ck] = table.add(context_lines({key: value}, items.questions)[0])
+            row.append(line_cache[ck])
+        lines.append(row)
+        question.append(table.add(q.text))
+        options.append(option_ids[qid])
+    return ItemTexts(table, lines, question, options)
+
+
+def option_positions(k: int) -> np.ndarray:
+    """Position features of a question's ``k`` options ``[k, 4]``: relative position in
+    [0, 1], first, last, and 1/k — what a prior over unseen questions can use besides
+    the texts (answer shares depend on where an option sits in an ordered scale)."""
+    rel = np.arange(k) / max(k - 1, 1)
+    first = (np.arange(k) == 0).astype(float)
+    last = (np.arange(k) == k - 1).astype(float)
+    return np.stack([rel, first, last, np.full(k, 1.0 / k)], axis=1)
+
+
+def marginal_log_prior(
+    items: ItemSet, *, pseudo_count: float = 0.5, weights: Sequence[float] | None = None
+) -> dict[str, np.ndarray]:
+    """Log of each question's (weighted) training marginal, with a pseudo-count per option
+    so no option gets probability 0: the start of every fitted LM answer model."""
+    out: dict[str, np.ndarray] = {}
+    qids = items.frame["question_id"].to_numpy()
+    w = items.frame["weight"].to_numpy(dtype=float) if weights is None else np.asarray(weights)
+    targets = items.targets
+    for qid in items.question_ids:
+        pos = np.flatnonzero(qids == qid)
+        k = items.questions[qid].n_options
+        total = np.zeros(k)
+        mass = 0.0
+        for i in pos:
+            if targets[i] is not None:
+                total += w[i] * np.asarray(targets[i], dtype=float)
+                mass += w[i]
+        # pseudo-counts in units of one average item, so small cells are not overruled
+        scale = mass / max(len(pos), 1)
+        out[qid] = np.log((total + pseudo_count * scale) / (mass + pseudo_count * scale * k))
+    return out
