@@ -143,6 +143,27 @@ class Predictions:
         except DataError as exc:
             raise type(exc)(f"{where(file=path)}{exc}") from None
 
+@dataclass(eq=False)
+class TrainingParts:
+    """What a further training stage needs from a fitted LM back end, so that a method
+    built on top (DSA's stage 2) uses no private state of the back end.
+
+    Returned by ``training_parts(items)`` of the encoder and the causal LM; after
+    training, the caller hands back with ``end_training()``.
+
+    Attributes:
+        module: The back end's option scorer (``nn.Module``: batch → option scores).
+        base: The transformer inside it whose layers may be trained (``None`` when the
+            back end trains only a head on a frozen encoder).
+        dataset: A ``torch`` dataset of the items, as ``collator`` expects.
+        collator: Turns dataset rows into batches with ``targets``/``option_mask``.
+    """
+
+    module: Any
+    base: Any
+    dataset: Any
+    collator: Any
+
 
 class AnswerModel(ABC):
     """Base class of every answer model (see module docstring).

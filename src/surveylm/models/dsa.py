@@ -19,6 +19,7 @@ import numpy as np
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.validation import inner_split
 
 __all__ = ["DSAModel", "set_stage2_trainable"]
 
@@ -34,8 +35,11 @@ def set_stage2_trainable(module: Any, base: Any, top_layers: int | None) -> list
     """
     from surveylm.training.trainer import TEMPERATURE_PARAM, find_layer_list
 
-    lora = any("lora_" in n for n, _ in base.named_parameters())
     module.requires_grad_(False)
+    if base is None:  # a head on a frozen encoder: the head is what trains
+        module.requires_grad_(True)
+        return [n for n, p in module.named_parameters() if p.requires_grad]
+    lora = any("lora_" in n for n, _ in base.named_parameters())
     if top_layers is None:
         for n, p in module.named_parameters():
             p.requires_grad_(not lora or "lora_" in n or TEMPERATURE_PARAM in n)
@@ -60,9 +64,10 @@ class DSAModel(AnswerModel):
         stage2: Stage-2 :class:`~surveylm.training.config.FineTuneConfig` (mapping);
             ``None`` = the backend's stage-1 settings.
         stage2_top_layers: Train only this many top layers in stage 2 (``None`` = all that
-            stage 1 trained).
+            stage 1 trained; ignored for an encoder head on a frozen encoder).
         per_question: Groups of one question placed together in a batch.
-        progress: Show the Trainer's progress bar.
+        random_state: Seed of both stages (the back end's ``random_state``).
+        verbose: Progress bars.
     """
 
     name: ClassVar[str] = "dsa"
@@ -76,7 +81,8 @@ class DSAModel(AnswerModel):
         stage2: dict[str, Any] | None = None,
         stage2_top_layers: int | None = None,
         per_question: int = 4,
-        progress: bool = False,
+        random_state: int | None = 0,
+        verbose: bool = True,
     ) -> None:
         self.backend = backend
         self.backend_params = backend_params
@@ -85,7 +91,8 @@ class DSAModel(AnswerModel):
         self.stage2 = stage2
         self.stage2_top_layers = stage2_top_layers
         self.per_question = per_question
-        self.progress = progress
+        self.random_state = random_state
+        self.verbose = verbose
 
     def _make_backend(self) -> Any:
         if self.backend not in _BACKENDS:
@@ -93,18 +100,22 @@ class DSAModel(AnswerModel):
         from surveylm.models import make_model
 
         params = dict(self.backend_params or {})
-        if self.backend == "encoder":
-            params.setdefault("progress", self.progress)
+        params.setdefault("verbose", self.verbose)
+        params.setdefault("random_state", self.random_state)
         return make_model(self.backend, **params)
 
     def _stage2_config(self, backend: Any) -> Any:
         from surveylm.training.config import parse_config
 
         if self.stage2 is not None:
-            return parse_config(self.stage2, context="DSA stage2: ")
-        if self.backend == "encoder":
-            return backend.fine_tune_config()
-        return parse_config(backend.fine_tune)
+            cfg = parse_config(self.stage2, context="DSA stage2: ")
+        elif self.backend == "encoder":
+            cfg = backend.fine_tune_config()
+        else:
+            cfg = parse_config(backend.fine_tune)
+        if isinstance(self.stage2, dict) and "seed" in self.stage2:
+            return cfg
+        return cfg.model_copy(update={"seed": backend._seed()})  # the back end's split
 
     def fit(self, items: ItemSet) -> DSAModel:
         """Stage 1 (the backend's forward-KL ``fit``), then stage 2 (KL + λ·shift)."""
@@ -115,62 +126,39 @@ class DSAModel(AnswerModel):
             raise ModelError("no items with a known target to fine-tune on")
         backend = self._make_backend().fit(train)
         cfg = self._stage2_config(backend).model_copy(update={"save_every_epoch": False})
-        module, base, dataset, collator = self._stage2_parts(backend, train)
-        self.trainable_ = set_stage2_trainable(module, base, self.stage2_top_layers)
+        parts = backend.training_parts(train)  # the back-end boundary: no private state
+        self.trainable_ = set_stage2_trainable(parts.module, parts.base, self.stage2_top_layers)
         codes = {q: k for k, q in enumerate(train.question_ids)}
-        qindex = [codes[q] for q in train.frame["question_id"]]
-        overrides: dict[str, Any] = {"disable_tqdm": not self.progress}
+        qindex = np.array([codes[q] for q in train.frame["question_id"]])
+        # the back end's own inner split (same function, same seed): stage 2 validates on
+        # the items stage 1 never trained on
+        fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
+        rows = [parts.dataset[i] for i in range(len(parts.dataset))]
+        overrides: dict[str, Any] = {"disable_tqdm": not self.verbose}
         if getattr(backend, "device", None) == "cpu":
             overrides["use_cpu"] = True
-        module.train()
+        parts.module.train()
         try:
             with tempfile.TemporaryDirectory(prefix="surveylm-dsa-") as tmp:
                 out = train_shift_stage(
-                    module, dataset, collator, qindex, cfg, tmp,
+                    parts.module, [rows[i] for i in fit_pos], parts.collator,
+                    qindex[fit_pos].tolist(), cfg, tmp,
                     shift_weight=self.shift_weight, distance=self.distance,
-                    per_question=self.per_question, **overrides,
+                    per_question=self.per_question, eval_dataset=[rows[i] for i in val_pos],
+                    eval_question_index=qindex[val_pos].tolist(), **overrides,
                 )  # fmt: skip
         finally:
-            module.eval()
-            if self.backend == "causal-lm":
-                backend._trained_names = list(self.trainable_) if not backend._trained_names \
-                    else backend._trained_names  # fmt: skip
-                backend._lm.requires_grad_(False).eval()
-            else:
-                backend._option_cache = {}
+            parts.module.eval()
+            backend.end_training(self.trainable_)
         self.backend_ = backend
         self.stage2_output_ = out
         self.history_ = out.losses
         return self
 
-    def _stage2_parts(self, backend: Any, train: ItemSet) -> tuple[Any, Any, Any, Any]:
-        """(module, base transformer, dataset, collator) of the backend for stage 2."""
-        if self.backend == "encoder":
-            from surveylm.models.encoder import _Collator, _ItemDataset
-
-            scorer = backend._scorer
-            option_ids = {
-                q: backend._tokenize(backend._option_texts(train, q)) for q in train.question_ids
-            }
-            collator = _Collator(option_ids, backend._tokenizer.pad_token_id or 0)
-            return scorer, scorer.encoder, _ItemDataset(backend._rows(train)), collator
-        from surveylm.models.option_tokens import (
-            CausalLMOptionScorer,
-            OptionCollator,
-            OptionItemDataset,
-        )
-
-        lm = backend._lm
-        dataset = OptionItemDataset(backend._encode(train, 1))  # codebook order: shifts align
-        return CausalLMOptionScorer(lm), lm, dataset, OptionCollator(backend._pad)
-
     def predict(self, items: ItemSet) -> Predictions:
         """The fine-tuned backend's predictions (model name ``"dsa"``)."""
         self._check_fitted()
-        if self.backend == "causal-lm":
-            pred = self.backend_.predict(items, show_progress=self.progress)
-        else:
-            pred = self.backend_.predict(items)
+        pred = self.backend_.predict(items)
         return Predictions(
             pred.item_ids,
             [np.asarray(d) for d in pred.distributions],

@@ -52,8 +52,15 @@ from torch import nn
 
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.base import (
+    AnswerModel,
+    Predictions,
+    TrainingParts,
+    read_model_json,
+    write_model_json,
+)
 from surveylm.models.hf_loading import quiet_loading
+from surveylm.models.validation import inner_split
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -252,40 +259,6 @@ def encoder_default_config(train: str = "head") -> FineTuneConfig:
     )  # fmt: skip
 
 
-def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions ``(fit, validation)`` of an inner validation split.
-
-    Respondent items are stratified by answer (the argmax of the target). Group items
-    hold out whole questions (a fifth of them, when there are at least four) plus a
-    ``fraction`` of the remaining items of every question — so validation measures both
-    unseen questions and unseen groups. Too few items for a split: no validation.
-    """
-    n = len(items)
-    if fraction <= 0 or n < 10:
-        return np.arange(n), np.array([], dtype=int)
-    rng = np.random.default_rng(seed)
-    qids = items.frame["question_id"].to_numpy()
-    val = np.zeros(n, dtype=bool)
-    if set(items.frame["kind"]) == {"group"}:
-        questions = np.array(items.question_ids, dtype=object)
-        if len(questions) >= 4:
-            held = rng.choice(questions, size=max(1, round(len(questions) * fraction)),
-                              replace=False)  # fmt: skip
-            val |= np.isin(qids, held)
-        strata = qids
-    else:
-        strata = np.array([f"{q}\x1f{int(np.argmax(t))}" for q, t in
-                           zip(qids, items.targets, strict=True)], dtype=object)  # fmt: skip
-    for s in np.unique(strata[~val]):
-        pos = np.flatnonzero((strata == s) & ~val)
-        take = int(round(len(pos) * fraction))
-        if len(pos) >= 2 and take >= 1:
-            val[rng.choice(pos, size=min(take, len(pos) - 1), replace=False)] = True
-    if val.all() or not val.any():
-        return np.arange(n), np.array([], dtype=int)
-    return np.flatnonzero(~val), np.flatnonzero(val)
-
-
 # -- shared frozen encoders and their embeddings ----------------------------------------
 _FROZEN: dict[str, tuple[Any, Any, str, int]] = {}
 _EMBEDDINGS: dict[tuple[str, int], dict[str, np.ndarray]] = {}
@@ -394,8 +367,8 @@ class EncoderAnswerModel(AnswerModel):
         else:
             cfg = parse_config(self.fine_tune)
         named_seed = isinstance(self.fine_tune, Mapping) and "seed" in self.fine_tune
-        if self.random_state is not None and not named_seed:
-            cfg = cfg.model_copy(update={"seed": int(self.random_state)})
+        if not named_seed:
+            cfg = cfg.model_copy(update={"seed": self._seed()})
         return cfg
 
     def _torch_device(self) -> torch.device:
@@ -467,7 +440,7 @@ class EncoderAnswerModel(AnswerModel):
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
-        self._build_scorer()
+        self._build_scorer(cfg)
         many = len(train.question_ids) > 1
         drop = (0.25 if many else 0.0) if self.prior_dropout is None else self.prior_dropout
         rows, collator = self._prepare(train, prior_fit)
@@ -500,13 +473,10 @@ class EncoderAnswerModel(AnswerModel):
             )  # fmt: skip
         return self
 
-    def _build_scorer(self) -> None:
+    def _build_scorer(self, cfg: FineTuneConfig) -> None:
         """A fresh head (and encoder copy, unless frozen) for this fit."""
         from surveylm.models.option_head import EncoderHeadScorer, OptionHead
 
-        if self.train not in TRAIN_MODES:
-            raise ConfigError(f"unknown train mode '{self.train}': expected {list(TRAIN_MODES)}")
-        cfg = self.fine_tune_config()
         torch.manual_seed(cfg.seed)
         if self.train == "head":
             encoder, self._tokenizer, pooling, max_len = _frozen_encoder(self.model_name)
@@ -570,7 +540,7 @@ class EncoderAnswerModel(AnswerModel):
         return TrainingParts(self._scorer_, self._scorer_.encoder, _ItemRows(rows, 0.0, 0),
                              collator)  # fmt: skip
 
-    def end_training(self) -> None:
+    def end_training(self, trained_names: list[str] | None = None) -> None:
         """Back to inference after :meth:`training_parts` was trained."""
         self._scorer_.eval()
 
@@ -751,16 +721,6 @@ class EncoderAnswerModel(AnswerModel):
 
 class MarginalWarning(UserWarning):
     """A fitted model did not beat the training marginal on its validation split."""
-
-
-@dataclasses.dataclass(eq=False)
-class TrainingParts:
-    """What a training stage needs from a fitted back end (see ``training_parts``)."""
-
-    module: nn.Module
-    base: nn.Module | None
-    dataset: torch.utils.data.Dataset
-    collator: Any
 
 
 class _ItemRows(torch.utils.data.Dataset):

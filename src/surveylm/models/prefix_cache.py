@@ -23,9 +23,9 @@ ends at the last position, where the answer is read (so
 :mod:`surveylm.models.last_position` works unchanged). The numbers equal the plain
 forward's up to float rounding. The model class must accept a cache (``cache`` in
 transformers 5, ``past_key_values`` in 4) and ``position_ids`` and use a cache with
-``layers`` and ``batch_select_indices`` (transformers' ``DynamicCache``); :func:`prefix_is_exact` checks a model once against
-the plain forward (a sliding-window cache, say, would differ) so that callers can fall
-back.
+``layers`` and ``batch_select_indices`` (transformers' ``DynamicCache``);
+:func:`prefix_is_exact` checks a model once against the plain forward (a
+sliding-window cache, say, would differ) so that callers can fall back.
 """
 
 from __future__ import annotations

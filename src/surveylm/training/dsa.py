@@ -16,7 +16,6 @@ question land in the same batch.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from transformers import PrinterCallback
 
 from surveylm.errors import ConfigError, DistributionError, ModelError
-from surveylm.training.config import FineTuneConfig, parse_config
+from surveylm.training.config import FineTuneConfig
 from surveylm.training.losses import masked_log_softmax
-from surveylm.training.trainer import DistributionTrainer, TrainOutput
+from surveylm.training.trainer import DistributionTrainer, TrainOutput, train_option_model
 
 __all__ = [
     "PAIR_KEY",
@@ -203,6 +201,7 @@ class DSATrainer(DistributionTrainer):
         shift_weight: float = 1.0,
         distance: str = "l1",
         per_question: int = 4,
+        shift_history: list[float] | None = None,
         **kwargs: Any,
     ) -> None:
         if distance not in ("l1", "l2"):
@@ -213,7 +212,7 @@ class DSATrainer(DistributionTrainer):
         self.shift_weight = float(shift_weight)
         self.distance = distance
         self.per_question = per_question
-        self.shift_history: list[float] = []
+        self.shift_history: list[float] = [] if shift_history is None else shift_history
 
     def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -243,7 +242,8 @@ class DSATrainer(DistributionTrainer):
             pairs.to(scores.device),
             distance=self.distance,
         )
-        self.shift_history.append(float(shift.detach()))
+        if model.training:
+            self.shift_history.append(float(shift.detach()))
         loss = kl + self.shift_weight * shift
         return (loss, outputs) if return_outputs else loss
 
@@ -259,9 +259,12 @@ def train_shift_stage(
     shift_weight: float = 1.0,
     distance: str = "l1",
     per_question: int = 4,
+    eval_dataset: Any = None,
+    eval_question_index: Sequence[int] | None = None,
     **training_overrides: Any,
 ) -> TrainOutput:
-    """Run DSA stage 2 on an option scorer (the counterpart of ``train_option_model``).
+    """Run DSA stage 2 on an option scorer through the one training entry point
+    (:func:`~surveylm.training.trainer.train_option_model` with :class:`DSATrainer`).
 
     Args:
         module: The option scorer (its trainable parameters are what stage 2 trains).
@@ -273,42 +276,28 @@ def train_shift_stage(
         shift_weight: λ.
         distance: ``"l1"`` or ``"l2"``.
         per_question: Groups of one question per sampler chunk.
+        eval_dataset: Validation items (early stopping on KL + λ·shift, best state kept).
+        eval_question_index: Their question indices.
         **training_overrides: Extra ``TrainingArguments`` fields.
 
     Returns:
         A :class:`TrainOutput`; ``metrics["shift_loss_first"]`` / ``["shift_loss_last"]``
-        hold the shift loss of the first and last batches.
+        hold the shift loss of the first and last training batches.
     """
-    cfg = parse_config(config)
-    if not any(p.requires_grad for p in module.parameters()):
-        raise ModelError("the model has no trainable parameters (all are frozen)")
     if len(dataset) == 0:
         raise ModelError("no training items for DSA stage 2")
-    args = cfg.to_training_arguments(output_dir, **training_overrides)
-    trainer = DSATrainer(
-        model=module,
-        args=args,
-        data_collator=ShiftKeyedCollator(collator),
-        train_dataset=ShiftKeyedDataset(dataset, question_index),
-        shift_weight=shift_weight,
-        distance=distance,
-        per_question=per_question,
-    )
-    if args.disable_tqdm:
-        trainer.remove_callback(PrinterCallback)
-    start = time.perf_counter()
-    result = trainer.train()
-    seconds = time.perf_counter() - start
-    metrics = dict(result.metrics)
-    if trainer.shift_history:
-        metrics["shift_loss_first"] = trainer.shift_history[0]
-        metrics["shift_loss_last"] = trainer.shift_history[-1]
-    return TrainOutput(
-        global_step=int(result.global_step),
-        training_loss=float(result.training_loss),
-        log_history=list(trainer.state.log_history),
-        metrics=metrics,
-        output_dir=str(output_dir),
-        seconds=seconds,
-        items_per_second=len(dataset) * args.num_train_epochs / seconds if seconds > 0 else 0.0,
-    )
+    history: list[float] = []
+    evaluation = None
+    if eval_dataset is not None and len(eval_dataset) > 0:
+        evaluation = ShiftKeyedDataset(eval_dataset, eval_question_index or [])
+    out = train_option_model(
+        module, ShiftKeyedDataset(dataset, question_index), ShiftKeyedCollator(collator),
+        config, output_dir, eval_dataset=evaluation, trainer_class=DSATrainer,
+        trainer_kwargs={"shift_weight": shift_weight, "distance": distance,
+                        "per_question": per_question, "shift_history": history},
+        **training_overrides,
+    )  # fmt: skip
+    if history:
+        out.metrics["shift_loss_first"] = history[0]
+        out.metrics["shift_loss_last"] = history[-1]
+    return out

@@ -1,0 +1,48 @@
+"""The inner validation split every learned answer model fits with.
+
+DESIGN.md, "Fitting": a learned model sizes its budget to the data with an inner
+validation split, early stopping and the best state restored, so no step count or
+learning rate is chosen on one survey. This module only chooses the split.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from surveylm.items import ItemSet
+
+__all__ = ["inner_split"]
+
+
+def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``(fit, validation)`` of an inner validation split.
+
+    Respondent items are stratified by answer (the argmax of the target). Group items
+    hold out whole questions (a fifth of them, when there are at least four) plus a
+    ``fraction`` of the remaining items of every question — so validation measures both
+    unseen questions and unseen groups. Too few items for a split: no validation.
+    """
+    n = len(items)
+    if fraction <= 0 or n < 10:
+        return np.arange(n), np.array([], dtype=int)
+    rng = np.random.default_rng(seed)
+    qids = items.frame["question_id"].to_numpy()
+    val = np.zeros(n, dtype=bool)
+    if set(items.frame["kind"]) == {"group"}:
+        questions = np.array(items.question_ids, dtype=object)
+        if len(questions) >= 4:
+            held = rng.choice(questions, size=max(1, round(len(questions) * fraction)),
+                              replace=False)  # fmt: skip
+            val |= np.isin(qids, held)
+        strata = qids
+    else:
+        strata = np.array([f"{q}\x1f{int(np.argmax(t))}" for q, t in
+                           zip(qids, items.targets, strict=True)], dtype=object)  # fmt: skip
+    for s in np.unique(strata[~val]):
+        pos = np.flatnonzero((strata == s) & ~val)
+        take = round(len(pos) * fraction)
+        if len(pos) >= 2 and take >= 1:
+            val[rng.choice(pos, size=min(take, len(pos) - 1), replace=False)] = True
+    if val.all() or not val.any():
+        return np.arange(n), np.array([], dtype=int)
+    return np.flatnonzero(~val), np.flatnonzero(val)
