@@ -63,15 +63,39 @@ def _load_survey(source: str, codebook: Path | None = None) -> Survey:
     return read_survey(source, codebook)
 
 
-def _read_items(path: Path) -> ItemSet:
-    """An item set (.parquet) or a distribution file (.jsonl SubPOP-style, .csv long)."""
-    from surveylm.items import ItemSet
+def _read_items(path: Path, labels: Path | None = None, strict: bool = False) -> ItemSet:
+    """An item set (.parquet) or a distribution file in any layout (SubPOP JSONL, Cao et al.
+    JSON, GlobalOpinionQA table, long CSV), chosen by content; a reader's warnings (skipped
+    records) are printed as one line each."""
+    import warnings
 
-    if path.suffix.lower() in (".jsonl", ".csv"):
-        from surveylm.io.distributions import read_distributions
+    from surveylm.io.distributions import read_items
 
-        return read_distributions(path)
-    return ItemSet.read_parquet(path)
+    kwargs = {"strict": True} if strict else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            items = read_items(path, labels=labels, **kwargs)
+        except TypeError:  # a layout whose reader has no strict mode (long CSV, tables)
+            items = read_items(path, labels=labels)
+    for w in caught:
+        typer.echo(f"warning: {w.message}", err=True)
+    return items
+
+
+def _floor_note(items: ItemSet, path: Path) -> str | None:
+    """What to say when group items have no size for the sampling-noise floor."""
+    groups = items.frame["kind"] == "group"
+    missing = int((groups & (items.frame["n"] <= 0)).sum())
+    if not missing:
+        return None
+    if missing == int(groups.sum()):
+        return f"no noise floor: {path.name} gives no group sizes (n)"
+    return f"noise floor from the {int(groups.sum()) - missing} items of {path.name} with an n"
+
+
+_LABELS = typer.Option("--labels", help="Label table (YAML/JSON) for a file's attributes/groups.")
+_STRICT = typer.Option("--strict", help="Refuse records with all-zero or mis-summing shares.")
 
 
 def _write_items(items: ItemSet, path: Path) -> None:
@@ -147,19 +171,72 @@ def datasets_cmd() -> None:
 
 @app.command("describe")
 def describe_cmd(
-    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
+    survey: Annotated[
+        str, typer.Argument(help="Dataset name, survey file, distribution file or item set.")
+    ],
     codebook: Annotated[
         Path | None, typer.Option("--codebook", "-c", help="Codebook (YAML/JSON).")
     ] = None,
+    labels: Annotated[Path | None, _LABELS] = None,
+    strict: Annotated[bool, _STRICT] = False,
 ) -> None:
-    """Describe a survey: questions, options, answered counts and weighted shares."""
+    """Describe a survey, or a distribution file (SubPOP, Cao et al., ...) or item set:
+    questions, options, groups, refusal rates and whether a noise floor can be computed."""
     with _friendly_errors():
+        if _is_items_file(survey):
+            _describe_items(_read_items(Path(survey), labels, strict), Path(survey))
+            return
         s = _load_survey(survey, codebook)
         typer.echo(repr(s))
         frame = s.describe()
         frame["text"] = frame["text"].str.slice(0, 48)
         cols = ["question", "type", "options", "answered", "missing", "n_eff", "text"]
         _show_table(frame[cols], f"{s.name}: {s.n_respondents} respondents")
+
+
+def _is_items_file(source: str) -> bool:
+    """Whether ``source`` is a distribution file or item set (by content), not a survey."""
+    from surveylm.errors import FileFormatError
+    from surveylm.io.distributions import sniff_layout
+
+    if not Path(source).is_file():
+        return False
+    try:
+        sniff_layout(source)
+    except FileFormatError:
+        return False
+    return True
+
+
+def _describe_items(items: ItemSet, path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from surveylm.io.distributions import refusal_rates
+
+    f = items.frame
+    rates = refusal_rates(items)
+    layout = items.summary.get("format", "item set")
+    skipped = (items.summary.get("skipped_records") or {}).get("count", 0)
+    attrs = ", ".join(sorted(set(f["group_var"].dropna())))
+    extra = f", {skipped} records skipped" if skipped else ""
+    typer.echo(f"{path.name}: {layout} layout, {len(items)} items, {len(items.question_ids)} "
+               f"questions, {f['group'].nunique()} groups ({attrs}){extra}")  # fmt: skip
+    rows = []
+    for qid in items.question_ids:
+        q = items.questions[qid]
+        sub = f[f["question_id"] == qid]
+        r = [rates[i] for i in sub["item_id"] if i in rates]
+        rows.append({"question": qid, "type": "ordinal" if q.is_ordinal else "nominal",
+                     "options": q.n_options, "groups": len(sub),
+                     "n": int(sub["n"].min()) if (sub["n"] > 0).all() else 0,
+                     "refusal": float(np.mean(r)) if r else float("nan"),
+                     "text": q.text[:48]})  # fmt: skip
+    _show_table(pd.DataFrame(rows), f"{path.name}: {len(items)} group items")
+    typer.echo(_floor_note(items, path) or "noise floor: from each group's n")
+    if rates:
+        typer.echo(f"refusal rate (kept apart from the substantive shares): mean "
+                   f"{np.mean(list(rates.values())):.3f} over {len(rates)} items")  # fmt: skip
 
 
 @app.command("items")
@@ -209,26 +286,32 @@ def items_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    items: Annotated[Path, typer.Argument(help="Items with targets (.parquet/.jsonl/.csv).")],
+    items: Annotated[Path, typer.Argument(help="Items with targets or a distribution file.")],
     predictions: Annotated[list[Path], typer.Argument(help="Predictions (.parquet), 1 or more.")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder for tidy results.")
     ] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap replicates.")] = 1000,
     seed: Annotated[int, typer.Option()] = 0,
+    labels: Annotated[Path | None, _LABELS] = None,
+    strict: Annotated[bool, _STRICT] = False,
 ) -> None:
-    """Evaluate predictions against items (with uniform and noise-floor references)."""
+    """Evaluate predictions against items or a distribution file (with uniform and
+    noise-floor references)."""
     with _friendly_errors():
         from surveylm.evaluation import evaluate
         from surveylm.models.base import Predictions
 
-        item_set = _read_items(items)
+        item_set = _read_items(items, labels, strict)
         preds = {}
         for path in predictions:
             p = Predictions.read_parquet(path)
             preds[p.model or path.stem] = p
         result = evaluate(item_set, preds, n_boot=n_boot, seed=seed)
         _show_table(result.table().reset_index(), f"evaluation of {items.name}")
+        note = _floor_note(item_set, items)
+        if note:
+            typer.echo(note)
         if output is not None:
             result.to_files(output)
             typer.echo(f"wrote results to {output}")
@@ -245,7 +328,7 @@ def _build_model(model: str, model_name: str | None, params: list[str] | None) -
 
 @app.command("fit")
 def fit_cmd(
-    items: Annotated[Path, typer.Argument(help="Training items (.parquet/.jsonl/.csv).")],
+    items: Annotated[Path, typer.Argument(help="Training items or a distribution file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the model.")],
     model: Annotated[
         str, typer.Option(help="uniform, question-marginal, group-marginal, encoder, causal-lm")
@@ -256,11 +339,13 @@ def fit_cmd(
     param: Annotated[
         list[str] | None, typer.Option(help="Model parameter key=value (YAML value). Repeat.")
     ] = None,
+    labels: Annotated[Path | None, _LABELS] = None,
+    strict: Annotated[bool, _STRICT] = False,
 ) -> None:
-    """Fit a model on items and save it."""
+    """Fit a model on items or a distribution file and save it."""
     with _friendly_errors():
         m = _build_model(model, model_name, param)
-        train = _read_items(items)
+        train = _read_items(items, labels, strict)
         m.fit(train)
         m.save(output)
         typer.echo(f"fitted {model} on {len(train)} items; saved to {output}")
@@ -268,7 +353,7 @@ def fit_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    items: Annotated[Path, typer.Argument(help="Items to predict (.parquet/.jsonl/.csv).")],
+    items: Annotated[Path, typer.Argument(help="Items or a distribution file to predict.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Predictions (.parquet).")],
     model_dir: Annotated[Path | None, typer.Option(help="A model saved by `surveylm fit`.")] = None,
     model: Annotated[
@@ -276,8 +361,11 @@ def predict_cmd(
     ] = None,
     model_name: Annotated[str | None, typer.Option(help="Hugging Face id or folder.")] = None,
     param: Annotated[list[str] | None, typer.Option(help="Model parameter key=value.")] = None,
+    labels: Annotated[Path | None, _LABELS] = None,
+    strict: Annotated[bool, _STRICT] = False,
 ) -> None:
-    """Predict answer distributions for items with a saved or a zero-shot model."""
+    """Predict answer distributions for items or a distribution file with a saved or a
+    zero-shot model."""
     with _friendly_errors():
         from surveylm.errors import ConfigError
         from surveylm.models.base import AnswerModel
@@ -285,7 +373,7 @@ def predict_cmd(
         if (model_dir is None) == (model is None):
             raise ConfigError("give exactly one of --model-dir and --model")
         m = AnswerModel.load(model_dir) if model_dir else _build_model(model, model_name, param)
-        preds = m.predict(_read_items(items))
+        preds = m.predict(_read_items(items, labels, strict))
         preds.to_parquet(output)
         typer.echo(f"wrote {len(preds)} predictions to {output}")
 
@@ -373,7 +461,10 @@ def benchmark_simulation_cmd(
         from surveylm.experiments.simulation import run_simulation_benchmark
 
         results = run_simulation_benchmark(config, output, progress=progress)
-        _show_table(results.table().reset_index(drop=True), f"simulation: {config.name}")
+        table = results.table().rename_axis("method").reset_index()
+        table.columns = [" ".join(x for x in c if x) if isinstance(c, tuple) else c
+                         for c in table.columns]  # fmt: skip
+        _show_table(table, f"simulation: {config.name}")
         if data_efficiency:
             from surveylm.experiments.data_efficiency import run_data_efficiency
 
