@@ -44,6 +44,8 @@ def _params(name: str) -> dict:
         "causal-lm": causal,
         "dsa": {"backend": "causal-lm", "backend_params": causal, "stage2": fast_fine_tune(2),
                 "per_question": 2},
+        "blend": {"first": "logistic", "second": "random-forest",
+                  "second_params": {"n_estimators": 20}},
     }.get(name, {})  # fmt: skip
 
 

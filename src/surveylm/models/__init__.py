@@ -27,6 +27,7 @@ MODELS: dict[str, str] = {
     "encoder": "surveylm.models.encoder:EncoderAnswerModel",
     "causal-lm": "surveylm.models.causal_lm:CausalLMAnswerModel",
     "dsa": "surveylm.models.dsa:DSAModel",
+    "blend": "surveylm.models.blend:BlendModel",
 }
 
 #: The baselines reported beside every method.
