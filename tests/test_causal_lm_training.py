@@ -158,3 +158,20 @@ def test_lora_settings_reach_peft():
     lora_cfg = model._lm.peft_config["default"]
     assert lora_cfg.use_rslora and lora_cfg.lora_alpha == 8
     assert torch.is_tensor(a)
+
+
+def test_inner_validation_early_stops_and_keeps_the_best_state():
+    """DESIGN.md "Fitting" on the tiny Llama: a held-out split is evaluated before and
+    during training, the best state is restored, and the curves are kept."""
+    items = tiny_items(40, seed=3)
+    settings = {**fast_fine_tune(60), "validation_fraction": 0.25, "early_stopping_patience": 2,
+                "evaluations_per_epoch": 1, "max_steps": None, "epochs": 30.0}  # fmt: skip
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
+                                batch_size=8, verbose=False).fit(items)  # fmt: skip
+    v = model.validation_
+    assert v["n_validation"] >= 8 and v["n_fit"] + v["n_validation"] == 40
+    assert v["best"] <= v["initial"]
+    evals = [r for r in model.curves_ if r["split"] == "validation"]
+    assert len(evals) >= 2 and min(r["loss"] for r in evals) == pytest.approx(v["best"])
+    # stopped before the 30-epoch budget (patience 2), or improved until its end
+    assert model.history_[-1]["step"] < 30 * 4 or v["best_step"] >= 30 * 4 - 4

@@ -231,6 +231,7 @@ class CausalLMAnswerModel(AnswerModel):
             OptionCollator,
             OptionItemDataset,
         )
+        from surveylm.models.validation import inner_split
         from surveylm.training.config import parse_config
         from surveylm.training.trainer import (
             find_layer_list,
@@ -267,12 +268,17 @@ class CausalLMAnswerModel(AnswerModel):
         else:
             model.requires_grad_(True)
             trained = "layers"
-        dataset = OptionItemDataset(self._encode(train, self.train_permutations))
+        # inner validation split (DESIGN.md "Fitting"): early stopping, best state restored
+        fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
+        dataset = OptionItemDataset(self._encode(train.subset(fit_pos), self.train_permutations))
+        evaluation = OptionItemDataset(self._encode(train.subset(val_pos), 1)) \
+            if len(val_pos) else None  # fmt: skip
         try:
             with tempfile.TemporaryDirectory(prefix="surveylm-ft-") as tmp:
                 out = train_option_model(
                     CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
-                    self.output_dir or tmp, resume_from_checkpoint=resume_from_checkpoint,
+                    self.output_dir or tmp, eval_dataset=evaluation,
+                    resume_from_checkpoint=resume_from_checkpoint,
                     callbacks=callbacks, disable_tqdm=not self.verbose,
                 )  # fmt: skip
         except BaseException:
@@ -287,7 +293,36 @@ class CausalLMAnswerModel(AnswerModel):
         self.history_ = out.log_history
         self.train_seconds_ = out.seconds
         self.items_per_second_ = out.items_per_second
+        self.validation_ = {"initial": out.initial_validation_loss,
+                            "best": out.best_validation_loss, "best_step": out.best_step,
+                            "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
+        self.curves_ = out.curves()
         return self
+
+    def training_parts(self, items: ItemSet) -> Any:
+        """What a further training stage (DSA's stage 2) needs, without private state:
+        the option scorer around the fitted LM, the LM, a dataset of ``items`` in
+        codebook option order (so shifts between groups line up) and its collator.
+        Call :meth:`end_training` afterwards."""
+        from surveylm.models.base import TrainingParts
+        from surveylm.models.option_tokens import (
+            CausalLMOptionScorer,
+            OptionCollator,
+            OptionItemDataset,
+        )
+
+        self._ensure_loaded()
+        dataset = OptionItemDataset(self._encode(items, 1))
+        return TrainingParts(CausalLMOptionScorer(self._lm), self._lm, dataset,
+                             OptionCollator(self._pad))  # fmt: skip
+
+    def end_training(self, trained_names: list[str] | None = None) -> None:
+        """Back to inference after :meth:`training_parts` was trained; ``trained_names``
+        (the parameters that stage trained) are saved with the model when its own fit
+        trained none."""
+        if not getattr(self, "_trained_names", None):
+            self._trained_names = list(trained_names or [])
+        self._lm.requires_grad_(False).eval()
 
     # -- predict -----------------------------------------------------------------------
     def predict(self, items: ItemSet) -> Predictions:
