@@ -104,6 +104,10 @@ def _write_items(items: ItemSet, path: Path) -> None:
         from surveylm.io.distributions import write_subpop_jsonl
 
         write_subpop_jsonl(items, path)
+    elif suffix == ".json":
+        from surveylm.io.cao import write_cao_json
+
+        write_cao_json(items, path)
     elif suffix == ".csv":
         from surveylm.io.distributions import write_long_csv
 
@@ -243,7 +247,8 @@ def _describe_items(items: ItemSet, path: Path) -> None:
 def items_cmd(
     survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help=".parquet, .jsonl (SubPOP) or .csv (long)")
+        Path,
+        typer.Option("--output", "-o", help=".parquet, .jsonl (SubPOP), .json (Cao) or .csv"),
     ],
     kind: Annotated[str, typer.Option(help="'group' or 'respondent'.")] = "group",
     by: Annotated[
