@@ -281,12 +281,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for key, value in result.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {shown}")
+    failures = []
     if not args.gpu and diff >= 1e-5:
-        print(f"FAIL: max abs difference {diff:.3g} >= 1e-5 in float32", file=sys.stderr)
+        failures.append(f"max abs difference {diff:.3g} >= 1e-5 in float32")
+    # a speed-up this run measures must have been on (never silently the plain forward)
+    measured = {"last_position_trim": not args.no_trim, "prefix_sharing": not args.no_prefix}
+    for name, wanted in measured.items():
+        status = getattr(scorer, "speedups", {}).get(name, "unknown")
+        result[f"{name}_status"] = status
+        if wanted and status != "on":
+            failures.append(f"{name} was {status}")
     if args.json:
         from surveylm.io.atomic import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(result, indent=1))
+    for failure in failures:
+        print(f"FAIL: {failure}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
     return result
 
 

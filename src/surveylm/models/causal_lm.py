@@ -37,6 +37,11 @@ PREFIX_WINDOW = 8
 PLAN_ROWS = 32
 
 
+class SpeedupDeclinedWarning(UserWarning):
+    """A predict-time speed-up (prefix sharing, the last-position trim) was asked for but
+    does not apply to this model; predictions are the plain forward's."""
+
+
 class CausalLMAnswerModel(AnswerModel):
     """Any Hugging Face causal LM as an answer model (see module docstring).
 
@@ -340,7 +345,7 @@ class CausalLMAnswerModel(AnswerModel):
         from tqdm.auto import tqdm
 
         from surveylm.models.option_tokens import CausalLMOptionScorer, OptionCollator
-        from surveylm.models.prefix_cache import run_plans
+        from surveylm.models.prefix_cache import accepts_prefix_cache, run_plans
 
         self._ensure_loaded()
         encoded = self._encode(items, self.permutations)
@@ -361,6 +366,14 @@ class CausalLMAnswerModel(AnswerModel):
             first = next((u for u in units if u[1] is not None), None)
             if first is not None and not self._prefix_exact(scorer, first, encoded, inputs):
                 units = self._batches(encoded, sharing=False)
+                sharing = "declined: shared-prefix scores differ from the plain forward"
+            elif not self.prefix_sharing:
+                sharing = "off"
+            elif not accepts_prefix_cache(self._lm):
+                sharing = ("declined: the model's forward takes no key/value cache and "
+                           "position_ids")  # fmt: skip
+            else:
+                sharing = "on" if first is not None else "unused: no prompts share a long prefix"
             for batches, plans in tqdm(
                 units, desc="scoring",
                 disable=None if self.verbose else True,
@@ -381,12 +394,35 @@ class CausalLMAnswerModel(AnswerModel):
                         mass[e.index] += np.exp(top) * total
                         counts[e.index] += 1
         self.prefix_stats = self._prefix_stats(encoded, units)
+        self.speedups = {"prefix_sharing": sharing, "last_position_trim": self._trim_status()}
+        self._warn_declined()
         dists = [s / c for s, c in zip(sums, counts, strict=True)]
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
-                   "chat": self.uses_chat},
+                   "chat": self.uses_chat, "speedups": dict(self.speedups)},
         )  # fmt: skip
+
+    def _trim_status(self) -> str:
+        if not self.last_position_trim:
+            return "off"
+        cached = getattr(self, "_trim_cache", None)
+        if cached is None or cached[0] is not self._lm:
+            return "unused"
+        return "on" if cached[1].applicable else "declined: differs from the plain forward"
+
+    def _warn_declined(self) -> None:
+        """One warning per model and speed-up that was asked for but declined (nothing
+        silent: the numbers are the same, only slower)."""
+        import warnings
+
+        warned = self.__dict__.setdefault("_warned_speedups", set())
+        for name, status in self.speedups.items():
+            if status.startswith("declined") and name not in warned:
+                warned.add(name)
+                warnings.warn(f"causal LM '{self.model_name}': {name.replace('_', ' ')} "
+                              f"{status} (predictions are unchanged, only slower)",
+                              SpeedupDeclinedWarning, stacklevel=3)  # fmt: skip
 
     @property
     def _bs(self) -> int:
