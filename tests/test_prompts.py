@@ -14,6 +14,7 @@ from surveylm.prompts import (
     apply_chat_template,
     default_format,
     get_format,
+    option_labels,
     option_letters,
     option_orders,
     render_prompt,
@@ -31,7 +32,7 @@ RESP_CTX = {"PID": "Republican", "age": 34}
 
 
 def test_every_format_has_a_name_citation_and_ends_at_its_cue():
-    assert set(FORMATS) == {"qa", "bio", "portray", "country", "profile", "persona"}
+    assert set(FORMATS) == {"qa", "bio", "portray", "country", "profile", "persona", "classify"}
     for name, fmt in FORMATS.items():
         ctx = GROUP_CTX if fmt.kind == "group" else RESP_CTX
         text = render_prompt(VOTE, ctx, name, questions=QS)
@@ -71,7 +72,7 @@ def test_bio_portray_country_templates():
     )
     country = render_prompt(VOTE, {"country": ["Kenya"]}, "country")
     assert country.startswith("How would someone from Kenya answer the following question:")
-    assert "(A) Clinton\n(B) Dole\n(C) Perot\nIf had to select one" in country
+    assert "(A)Clinton\n(B)Dole\n(C)Perot\nIf had to select one" in country
     assert country.endswith("my answer would be (")
 
 
@@ -87,6 +88,18 @@ def test_respondent_formats():
     )
     # no context renders cleanly
     assert render_prompt(VOTE, {}, "profile").startswith("Question: Who did you vote for?")
+
+
+def test_classify_lists_options_by_name_and_reads_them_by_name():
+    text = render_prompt(VOTE, RESP_CTX, "classify", [1, 2, 0], questions=QS)
+    assert text == (
+        "party identification: Republican\nage: 34\n\nQuestion: Who did you vote for?\n"
+        "Answer with one of these options:\nDole\nPerot\nClinton\nAnswer:"
+    )
+    assert FORMATS["classify"].labels == "options" and FORMATS["classify"].answer_cue == "Answer:"
+    assert option_labels(VOTE, "classify", [1, 2, 0]) == ["Dole", "Perot", "Clinton"]
+    assert option_labels(VOTE, "qa", [1, 2, 0]) == ["A", "B", "C"]  # letters follow positions
+    assert all(f.labels == "letters" for n, f in FORMATS.items() if n != "classify")
 
 
 def test_lookup_and_defaults():

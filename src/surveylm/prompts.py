@@ -20,7 +20,15 @@ Respondent formats (context = one respondent's features, ``{feature: value}``):
 
 * ``profile`` — the GLES study's format (Holtdirk et al. 2025): one ``feature: value``
   line per feature, then the question;
-* ``persona`` — the same features as one persona sentence.
+* ``persona`` — the same features as one persona sentence;
+* ``classify`` — the GLES classification set-up of Holtdirk et al. 2025: the options are
+  listed by name, not lettered, and each is read off the probability of its own first
+  token ("label first tokens"); for a chat model the answer is the assistant's first
+  token.
+
+Every format serves base models (plain text) and chat models alike: a chat model gets
+the rendered prompt as its user turn, through its chat template with the generation
+prompt (:func:`apply_chat_template`), so the answer is the assistant's first token.
 
 Options are lettered A., B., ... in codebook order (numbers past 26). Because LMs
 favour early letters ("A-bias", documented by Dominguez-Olmedo et al. 2024 and Cao et al.
@@ -46,6 +54,7 @@ __all__ = [
     "apply_chat_template",
     "default_format",
     "get_format",
+    "option_labels",
     "option_letters",
     "option_orders",
     "render_item",
@@ -73,6 +82,9 @@ class PromptFormat:
         context_last_joiner: Between the last two entries (``" and "`` in sentences).
         option_line: One option: ``{letter}`` and ``{option}``.
         option_joiner: Between options.
+        labels: What the answer is read off: ``"letters"`` (the option letters, one
+            token each) or ``"options"`` (the first token of each option's own text,
+            as in Holtdirk et al. 2025's classification).
         citation: Where the format comes from.
     """
 
@@ -84,6 +96,7 @@ class PromptFormat:
     context_last_joiner: str | None = None
     option_line: str = "{letter}. {option}"
     option_joiner: str = "\n"
+    labels: Literal["letters", "options"] = "letters"
     citation: str = ""
 
     @property
@@ -138,7 +151,7 @@ FORMATS: dict[str, PromptFormat] = {
             context_item="{value}",
             context_joiner=", ",
             context_last_joiner=" and ",
-            option_line="({letter}) {option}",
+            option_line="({letter}){option}",
             citation="Cao et al. 2025 (first-token probabilities, WVS/Pew countries)",
         ),
         PromptFormat(
@@ -157,6 +170,16 @@ FORMATS: dict[str, PromptFormat] = {
             context_joiner=", whose ",
             context_last_joiner=" and whose ",
             citation="persona-sentence variant of the GLES profile format",
+        ),
+        PromptFormat(
+            name="classify",
+            kind="respondent",
+            template="{context}\n\nQuestion: {question}\nAnswer with one of these "
+            "options:\n{options}\nAnswer:",
+            option_line="{option}",
+            labels="options",
+            citation="GLES vote-choice classification (Holtdirk et al. 2025): the profile, "
+            "the options by name, each read off the probability of its first token",
         ),
     ]
 }
@@ -218,6 +241,15 @@ def option_orders(
         rng = np.random.default_rng(seed)
         return [base] + [rng.permutation(k) for _ in range(n - 1)]
     raise ConfigError(f"unknown permutation scheme '{scheme}': expected 'cyclic' or 'random'")
+
+
+def option_labels(question: Question, fmt: str | PromptFormat, order: Sequence[int]) -> list[str]:
+    """What the answer token is read off, for the option shown at each position: the
+    letters ``A``, ``B``, ... or (``labels="options"``) the options' own texts."""
+    fmt = get_format(fmt)
+    if fmt.labels == "options":
+        return [question.options[i] for i in order]
+    return option_letters(len(order))
 
 
 def _value_text(value: Any) -> str:

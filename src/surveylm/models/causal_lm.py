@@ -51,7 +51,10 @@ class CausalLMAnswerModel(AnswerModel):
     baseline like any other model.
 
     Args:
-        model_name: Hub id or local folder.
+        model_name: Hub id, local folder or ``.gguf`` file (de-quantised once and cached:
+            :mod:`surveylm.models.hf_loading`); ``None`` = the small default,
+            SmolLM2-135M-Instruct (:func:`~surveylm.models.hf_loading.default_causal_lm`;
+            ``$SURVEYLM_SMOLLM2_GGUF`` points elsewhere), sized for a CPU.
         prompt_format: A :data:`~surveylm.prompts.FORMATS` name, or ``"auto"`` (``qa`` for
             group items, ``profile`` for respondent items).
         chat: Use the chat template (with the generation prompt); ``None`` = when the
@@ -92,7 +95,7 @@ class CausalLMAnswerModel(AnswerModel):
 
     def __init__(
         self,
-        model_name: str,
+        model_name: str | None = None,
         prompt_format: str = "auto",
         chat: bool | None = None,
         system_prompt: str | None = None,
@@ -185,7 +188,9 @@ class CausalLMAnswerModel(AnswerModel):
         if self.chat is None:
             return getattr(self._tok, "chat_template", None) is not None
         if self.chat and getattr(self._tok, "chat_template", None) is None:
-            raise ModelError(f"model '{self.model_name}' has no chat template but chat=True")
+            raise ModelError(
+                f"model '{self.model_name or 'default'}' has no chat template but chat=True"
+            )
         return bool(self.chat)
 
     def _formats(self, items: ItemSet) -> list[Any]:
