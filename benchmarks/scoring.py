@@ -16,13 +16,18 @@ difference between their option distributions (float32: must be < 1e-5).
 
 CPU mode (default): a random Llama (hidden 256, 4 layers, vocabulary 32k, so that
 full-vocabulary logits cost what they cost in real models) and 256 prompts of about 150
-tokens. GPU mode (``--gpu``): a random model with Qwen3-4B's configuration in bfloat16;
+tokens. ``--model PATH`` scores a real model instead (a hub id, folder or ``.gguf`` file,
+e.g. ``../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf``, in float32 on the CPU): its
+own tokenizer, its chat template where it has one (both scorers), 64 prompts by default.
+ GPU mode (``--gpu``): a random model with Qwen3-4B's configuration in bfloat16;
 reports prompts/s and the fraction of the bf16 compute floor, where the floor is
 ``2 · params · tokens / peak`` (lm_head counted at one position per prompt).
 
 Usage::
 
     python benchmarks/scoring.py                 # CPU, prints a table
+    python benchmarks/scoring.py --model ../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf \
+        --threads 2 --repeats 2
     python benchmarks/scoring.py --gpu --peak-flops 989e12 --prompts 2048 --batch-size 64
     python benchmarks/scoring.py --json out.json
 """
@@ -45,7 +50,7 @@ from lm_fixtures import build_tokenizer
 from surveylm.items import ITEM_COLUMNS, ItemSet
 from surveylm.models.causal_lm import CausalLMAnswerModel
 from surveylm.models.option_tokens import option_token_ids
-from surveylm.prompts import default_format, option_letters, render_prompt
+from surveylm.prompts import apply_chat_template, default_format, option_letters, render_prompt
 from surveylm.survey import Question
 
 #: Qwen3-4B's configuration (config.json of Qwen/Qwen3-4B), written inline: no hub access.
@@ -95,18 +100,25 @@ def benchmark_items(n: int, seed: int = 0) -> ItemSet:
     return ItemSet(frame, questions)
 
 
-def naive_scores(model: Any, tokenizer: Any, items: ItemSet) -> tuple[list[np.ndarray], float]:
+def naive_scores(
+    model: Any, tokenizer: Any, items: ItemSet, *, chat: bool = False
+) -> tuple[list[np.ndarray], float]:
     """The lm-evaluation-harness way: one prompt at a time, full-vocabulary log-softmax at
-    every position, then the option rows of the last one. Returns (distributions, seconds)."""
+    every position, then the option rows of the last one (``chat``: the prompt through the
+    chat template, as ours does for a model that has one). Returns (distributions,
+    seconds)."""
     device = next(model.parameters()).device
     out = []
     start = time.perf_counter()
     with torch.no_grad():
         for i, q in enumerate(items.item_questions()):
-            ids_per_option = option_token_ids(tokenizer, option_letters(q.n_options))
             text = render_prompt(q, items.contexts[i], default_format("respondent"),
                                  questions=items.questions)  # fmt: skip
-            ids = torch.tensor([tokenizer(text)["input_ids"]], device=device)
+            if chat:
+                text = apply_chat_template(tokenizer, text)
+            ids_per_option = option_token_ids(tokenizer, option_letters(q.n_options), prompt=text)
+            ids = torch.tensor([tokenizer(text, add_special_tokens=not chat)["input_ids"]],
+                               device=device)  # fmt: skip
             logits = model(input_ids=ids).logits  # [1, T, V] — every position
             logp = torch.log_softmax(logits.float(), dim=-1)[0, -1]
             per_option = torch.stack([logp[v].exp().sum() for v in ids_per_option]).double()
@@ -151,7 +163,7 @@ def interleaved(
         t_ours += t
         if start < n_naive:
             keep = np.arange(min(len(part), n_naive - start))
-            d, t = naive_scores(model, tokenizer, part.subset(keep))
+            d, t = naive_scores(model, tokenizer, part.subset(keep), chat=scorer.uses_chat)
             dist_ref += d
             t_ref += t
     return dist_ours, dist_ref, masses, t_ours, t_ref, stats
@@ -182,7 +194,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark and print (and optionally write) the results."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--gpu", action="store_true", help="Qwen3-4B config, bf16, on CUDA")
-    p.add_argument("--prompts", type=int, default=None, help="default 256 (CPU), 1024 (GPU)")
+    p.add_argument(
+        "--model", default=None, help="a real model (hub id, folder or .gguf file) on the CPU"
+    )
+    p.add_argument(
+        "--prompts", type=int, default=None, help="default 256 (CPU), 64 (--model), 1024 (GPU)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="default 16 (CPU), 64 (GPU)")
     p.add_argument(
         "--naive-prompts",
@@ -210,12 +227,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)  # fmt: skip
     if args.threads:
         torch.set_num_threads(args.threads)
-    n = args.prompts or (1024 if args.gpu else 256)
+    n = args.prompts or (1024 if args.gpu else 64 if args.model else 256)
     bs = args.batch_size or (64 if args.gpu else 16)
     n_naive = min(n, args.naive_prompts or (256 if args.gpu else n))
 
-    tokenizer = build_tokenizer("space")
-    model = build_model(args, len(tokenizer))
+    if args.model:
+        from surveylm.models.hf_loading import load_causal_lm, quiet_loading
+
+        with quiet_loading():
+            model, tokenizer = load_causal_lm(args.model, dtype=torch.float32)
+        model = model.eval()
+    else:
+        tokenizer = build_tokenizer("space")
+        model = build_model(args, len(tokenizer))
     items = benchmark_items(n, args.seed)
     scorer = CausalLMAnswerModel.from_model(
         model, tokenizer, batch_size=bs, max_length=4096, last_position_trim=not args.no_trim,
@@ -224,7 +248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lengths = [len(e.input_ids) for e in scorer._encode(items, 1)]
 
     ours(scorer, items.subset(np.arange(min(n, bs))))  # warm-up (kernels, allocator)
-    naive_scores(model, tokenizer, items.subset(np.arange(2)))
+    naive_scores(model, tokenizer, items.subset(np.arange(2)), chat=scorer.uses_chat)
     speeds = []
     chunk = bs * 4
     for _ in range(args.repeats):
@@ -246,6 +270,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     body = n_params - embed - (0 if model.config.tie_word_embeddings else head)
     result = {
         "device": "cuda:" + torch.cuda.get_device_name() if args.gpu else "cpu",
+        "model": args.model or ("random Qwen3-4B config" if args.gpu else "random Llama"),
+        "chat_template": scorer.uses_chat,
         "threads": torch.get_num_threads(),
         "dtype": str(next(model.parameters()).dtype),
         "params": n_params,

