@@ -226,6 +226,17 @@ def test_gguf_loads_through_the_cache(smollm2):
         assert a.shape == b.shape and bool((a == b).all()), n
 
 
+def test_the_default_causal_lm_is_smollm2_beside_the_repository(monkeypatch):
+    _need(GGUF)
+    from surveylm.models.hf_loading import DEFAULT_CAUSAL_LM_GGUF, SMOLLM2_ENV, default_causal_lm
+
+    monkeypatch.delenv(SMOLLM2_ENV, raising=False)
+    if SHARED.resolve() != (REPO.parent / "shared").resolve():
+        pytest.skip("SURVEYLM_SHARED points away from ../shared")
+    assert default_causal_lm() == (REPO / DEFAULT_CAUSAL_LM_GGUF).resolve() == GGUF.resolve()
+    assert CausalLMAnswerModel().model_name is None  # resolved when loaded
+
+
 #: A cloze over the options' names: a 135M model does not map letters to answers (its
 #: letter distribution after 4 cyclic option orders is uniform, 0.25 +- 0.01, measured),
 #: but it completes facts, so the answer is read off each name's first token.
