@@ -463,7 +463,7 @@ class EncoderAnswerModel(AnswerModel):
                             "best": out.best_validation_loss, "best_step": out.best_step,
                             "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
         self.beats_marginal_ = out.improved
-        self.log_prior_ = {q: v.tolist() for q, v in marginal_log_prior(train).items()}
+        self.log_prior_ = self._calibrated_prior(train)
         if out.improved is False:
             warnings.warn(
                 f"encoder ({self.train}): validation loss {out.best_validation_loss:.4f} is not "
@@ -572,25 +572,62 @@ class EncoderAnswerModel(AnswerModel):
             return Predictions(np.array([], dtype=object), [], self.name)
         if not self.is_fitted:
             return self._predict_zero_shot(items)
+        dists = []
+        for logits in self._logits(items, self.log_prior_):
+            p = np.exp(logits - logits.max())
+            dists.append(p / p.sum())
+        extra = {"train": self.train, "beats_marginal": self.beats_marginal_}
+        return Predictions(items.item_ids, dists, self.name, extra=extra)
+
+    def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
+        """The fitted head's option scores (log-probabilities up to a constant) per item."""
         scorer = self._scorer_
         scorer.eval()
-        rows, collator = self._prepare(items, self.log_prior_, training=False)
+        rows, collator = self._prepare(items, log_prior, training=False)
         device = self._torch_device()
         scorer.to(device)
-        dists: list[np.ndarray] = []
+        out: list[np.ndarray] = []
         with torch.inference_mode():
             for s in range(0, len(rows), 1024):
                 batch = collator(rows[s : s + 1024])
-                mask = batch.pop("option_mask").to(device)
+                batch.pop("option_mask")
                 inputs = {k: v.to(device) for k, v in batch.items()
                           if k not in ("targets", "item_weights")}  # fmt: skip
-                scores = scorer(**inputs).double().masked_fill(~mask, float("-inf"))
-                probs = torch.softmax(scores, dim=-1).cpu().numpy()
-                for r, p in zip(rows[s : s + 1024], probs, strict=True):
-                    d = p[: len(r["options"])]
-                    dists.append(d / d.sum())
-        extra = {"train": self.train, "beats_marginal": self.beats_marginal_}
-        return Predictions(items.item_ids, dists, self.name, extra=extra)
+                scores = scorer(**inputs).double().cpu().numpy()
+                out += [row[: len(r["options"])] for r, row in zip(rows[s : s + 1024], scores,
+                                                                  strict=True)]  # fmt: skip
+        return out
+
+    def _calibrated_prior(self, items: ItemSet) -> dict[str, list[float]]:
+        """Per-question log priors whose predictions, averaged over the training items
+        (item-weighted), equal each question's training marginal — the moment a logistic
+        regression with intercepts matches by construction. An early-stopped head need not
+        match it, and a population share estimated from imputations inherits the gap
+        (prior-shift correction, Saerens et al. 2002: a fixed-point update of the bias)."""
+        from surveylm.models.item_texts import marginal_log_prior
+
+        prior = marginal_log_prior(items)
+        logits = self._logits(items, prior)
+        qids = items.frame["question_id"].to_numpy()
+        w = items.frame["weight"].to_numpy(dtype=float)
+        out = {}
+        for qid, log_m in prior.items():
+            pos = np.flatnonzero(qids == qid)
+            scores = np.vstack([logits[i] for i in pos]) - log_m  # the head's part
+            ww = w[pos] / w[pos].sum()
+            target = np.exp(log_m)
+            bias = log_m.copy()
+            for _ in range(100):
+                z = scores + bias
+                q = np.exp(z - z.max(axis=1, keepdims=True))
+                q /= q.sum(axis=1, keepdims=True)
+                mean = ww @ q
+                step = np.log(target) - np.log(np.clip(mean, 1e-300, None))
+                bias += step
+                if np.abs(step).max() < 1e-8:
+                    break
+            out[qid] = (bias - bias.max()).tolist()
+        return out
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
