@@ -34,12 +34,12 @@ DATASETS = {
         "target": "Q23",
         "features": ["age_group", "educ", "race", "gender", "income_cat", "voter_category",
                      "Q2_1", "Q3_1", "Q3_3", "Q4_1", "Q6", "Q14", "Q16", "Q25", "Q26", "Q30"],
-    },  # fmt: skip
+    },
     "masculinity": {
         "target": "q0001",
         "features": ["q0002", "q0005", "q0018", "q0024", "age3", "racethn4", "educ4", "kids",
                      "orientation", "q0035"],
-    },  # fmt: skip
+    },
 }
 
 
