@@ -238,10 +238,11 @@ def encoder_default_config(train: str = "head") -> FineTuneConfig:
     """Defaults for each ``train`` mode, sized by epochs with early stopping.
 
     All modes hold out 20 % of the training items, evaluate once per epoch and keep the
-    best validation state (SubPOP and Cao et al. keep the best validation checkpoint);
-    the budget is an upper bound that early stopping rarely reaches. The head trains with
-    AdamW at 2e-3; the encoder under it at 3e-5 (full) or 5e-4 (LoRA r = 8, α = 32 on
-    query/value, SubPOP's settings), the usual rates for fine-tuning a BERT-size encoder
+    best validation state (SubPOP and Cao et al. keep the best validation checkpoint); the
+    batch shrinks (to no fewer than 8 items) so that an epoch has about 8 optimiser steps
+    on small samples; the budget is an upper bound that early stopping rarely reaches.
+    The head trains with AdamW at 2e-3; the encoder under it at 3e-5 (full) or 5e-4
+    (LoRA r = 8, α = 32 on query/value, SubPOP's settings), the usual rates for fine-tuning a BERT-size encoder
     (Reimers & Gurevych 2019) and LoRA (Hu et al. 2022).
     """
     if train not in TRAIN_MODES:
@@ -438,6 +439,10 @@ class EncoderAnswerModel(AnswerModel):
         cfg = self.fine_tune_config()
         set_seed(cfg.seed)
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
+        given = isinstance(self.fine_tune, Mapping) and "batch_size" in self.fine_tune
+        if not given:  # at least ~8 optimiser steps an epoch, however few the items
+            size = int(min(cfg.batch_size, max(8, len(fit_pos) // 8)))
+            cfg = cfg.model_copy(update={"batch_size": size})
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
         self._build_scorer(cfg)
@@ -463,6 +468,8 @@ class EncoderAnswerModel(AnswerModel):
                             "best": out.best_validation_loss, "best_step": out.best_step,
                             "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
         self.beats_marginal_ = out.improved
+        self.unseen_question_weight_ = self._unseen_question_weight(train, fit_part, val_pos)
+        self.validation_["unseen_question_weight"] = self.unseen_question_weight_
         self.log_prior_ = self._calibrated_prior(train)
         if out.improved is False:
             warnings.warn(
@@ -573,10 +580,16 @@ class EncoderAnswerModel(AnswerModel):
         if not self.is_fitted:
             return self._predict_zero_shot(items)
         dists = []
-        for logits in self._logits(items, self.log_prior_):
+        alpha = getattr(self, "unseen_question_weight_", 1.0)
+        for logits, qid in zip(self._logits(items, self.log_prior_), items.frame["question_id"],
+                               strict=True):  # fmt: skip
             p = np.exp(logits - logits.max())
-            dists.append(p / p.sum())
-        extra = {"train": self.train, "beats_marginal": self.beats_marginal_}
+            p /= p.sum()
+            if qid not in self.log_prior_:  # a question never seen in training
+                p = alpha * p + (1 - alpha) / len(p)
+            dists.append(p)
+        extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
+                 "unseen_question_weight": alpha}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
 
     def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
@@ -597,6 +610,29 @@ class EncoderAnswerModel(AnswerModel):
                 out += [row[: len(r["options"])] for r, row in zip(rows[s : s + 1024], scores,
                                                                   strict=True)]  # fmt: skip
         return out
+
+    def _unseen_question_weight(
+        self, train: ItemSet, fit_part: ItemSet, val_pos: np.ndarray
+    ) -> float:
+        """How far to trust the head on a question it never saw: the weight ``α`` of
+        ``α · head + (1 − α) · uniform`` (grid of 11) with the lowest cross-entropy on
+        the validation items of held-out questions. Without such items (fewer than eight
+        training questions) nothing validates a prior for a new question, so ``α = 0``:
+        an unseen question gets the uniform distribution rather than an untested guess."""
+        from surveylm.models.blend import choose_weight
+
+        seen = set(fit_part.question_ids)
+        held = [int(i) for i in val_pos if train.frame["question_id"].iat[int(i)] not in seen]
+        if not held:
+            return 0.0
+        part = train.subset(held)
+        probs = []
+        for logits in self._logits(part, {}):
+            p = np.exp(logits - logits.max())
+            probs.append(p / p.sum())
+        uniform = [np.full(len(p), 1.0 / len(p)) for p in probs]
+        targets = [np.asarray(t, dtype=float) for t in part.targets]
+        return choose_weight(probs, uniform, targets, np.linspace(0, 1, 11))[0]
 
     def _calibrated_prior(self, items: ItemSet) -> dict[str, list[float]]:
         """Per-question log priors whose predictions, averaged over the training items
@@ -706,6 +742,7 @@ class EncoderAnswerModel(AnswerModel):
                 "dim": scorer.head.dim, "log_prior": self.log_prior_,
                 "history": list(self.history_), "curves": self.curves_,
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
+                "unseen_question_weight": self.unseen_question_weight_,
             })  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
@@ -753,6 +790,7 @@ class EncoderAnswerModel(AnswerModel):
         model.curves_ = state.get("curves", [])
         model.validation_ = state.get("validation", {})
         model.beats_marginal_ = state.get("beats_marginal")
+        model.unseen_question_weight_ = float(state.get("unseen_question_weight", 0.0))
         return model
 
 

@@ -18,9 +18,12 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
     """Positions ``(fit, validation)`` of an inner validation split.
 
     Respondent items are stratified by answer (the argmax of the target). Group items
-    hold out whole questions (a fifth of them, when there are at least four) plus a
-    ``fraction`` of the remaining items of every question — so validation measures both
-    unseen questions and unseen groups. Too few items for a split: no validation.
+    hold out a ``fraction`` of the groups of every question (unseen groups) and, when
+    there are at least eight questions, also a ``fraction`` of the questions (unseen
+    questions): with fewer, one held-out question would be most of what the early
+    stopping sees, and its loss — which only a prior learned from other questions can
+    lower — would veto learning how groups differ. Too few items for a split: no
+    validation.
     """
     n = len(items)
     if fraction <= 0 or n < 10:
@@ -30,7 +33,7 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
     val = np.zeros(n, dtype=bool)
     if set(items.frame["kind"]) == {"group"}:
         questions = np.array(items.question_ids, dtype=object)
-        if len(questions) >= 4:
+        if len(questions) >= 8:
             held = rng.choice(questions, size=max(1, round(len(questions) * fraction)),
                               replace=False)  # fmt: skip
             val |= np.isin(qids, held)
