@@ -242,8 +242,8 @@ def encoder_default_config(train: str = "head") -> FineTuneConfig:
     batch shrinks (to no fewer than 8 items) so that an epoch has about 8 optimiser steps
     on small samples; the budget is an upper bound that early stopping rarely reaches.
     The head trains with AdamW at 2e-3; the encoder under it at 3e-5 (full) or 5e-4
-    (LoRA r = 8, α = 32 on query/value, SubPOP's settings), the usual rates for fine-tuning a BERT-size encoder
-    (Reimers & Gurevych 2019) and LoRA (Hu et al. 2022).
+    (LoRA r = 8, α = 32 on query/value, SubPOP's settings), the usual rates for
+    fine-tuning a BERT-size encoder (Reimers & Gurevych 2019) and LoRA (Hu et al. 2022).
     """
     if train not in TRAIN_MODES:
         raise ConfigError(f"unknown train mode '{train}': expected one of {list(TRAIN_MODES)}")
