@@ -74,7 +74,10 @@ def _need(path: Path, modules: list[str] = ()) -> None:
         if importlib.util.find_spec(mod.split(".")[0]) is None or (
             "." in mod and importlib.util.find_spec(mod) is None
         ):
-            _absent(f"{path.name} needs the python package {mod}", optional=mod in OPTIONAL)
+            why = f"{path.name} needs the python package {mod}"
+            if mod in OPTIONAL:
+                why += " (not in the dev extra: mistral-common pins numpy<2.4 on Python <= 3.12)"
+            _absent(why, optional=mod in OPTIONAL)
 
 
 @functools.cache
