@@ -19,7 +19,7 @@ full-vocabulary logits cost what they cost in real models) and 256 prompts of ab
 tokens. ``--model PATH`` scores a real model instead (a hub id, folder or ``.gguf`` file,
 e.g. ``../shared/models/SmolLM2-135M-Instruct.Q4_1.gguf``, in float32 on the CPU): its
 own tokenizer, its chat template where it has one (both scorers), 64 prompts by default.
- GPU mode (``--gpu``): a random model with Qwen3-4B's configuration in bfloat16;
+GPU mode (``--gpu``): a random model with Qwen3-4B's configuration in bfloat16;
 reports prompts/s and the fraction of the bf16 compute floor, where the floor is
 ``2 · params · tokens / peak`` (lm_head counted at one position per prompt).
 
