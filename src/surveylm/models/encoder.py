@@ -238,9 +238,9 @@ def encoder_default_config(train: str = "head") -> FineTuneConfig:
     """Defaults for each ``train`` mode, sized by epochs with early stopping.
 
     All modes hold out 20 % of the training items, evaluate once per epoch and keep the
-    best validation state (SubPOP and Cao et al. keep the best validation checkpoint); the
-    batch shrinks (to no fewer than 8 items) so that an epoch has about 8 optimiser steps
-    on small samples; the budget is an upper bound that early stopping rarely reaches.
+    best validation state (SubPOP and Cao et al. keep the best validation checkpoint; on
+    small samples evaluations are at least 8 optimiser steps apart); the budget is an
+    upper bound that early stopping rarely reaches.
     The head trains with AdamW at 2e-3; the encoder under it at 3e-5 (full) or 5e-4
     (LoRA r = 8, α = 32 on query/value, SubPOP's settings), the usual rates for
     fine-tuning a BERT-size encoder (Reimers & Gurevych 2019) and LoRA (Hu et al. 2022).
@@ -439,10 +439,6 @@ class EncoderAnswerModel(AnswerModel):
         cfg = self.fine_tune_config()
         set_seed(cfg.seed)
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
-        given = isinstance(self.fine_tune, Mapping) and "batch_size" in self.fine_tune
-        if not given:  # at least ~8 optimiser steps an epoch, however few the items
-            size = int(min(cfg.batch_size, max(8, len(fit_pos) // 8)))
-            cfg = cfg.model_copy(update={"batch_size": size})
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
         self._build_scorer(cfg)
@@ -469,7 +465,11 @@ class EncoderAnswerModel(AnswerModel):
                             "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
         self.beats_marginal_ = out.improved
         self.unseen_question_weight_ = self._unseen_question_weight(train, fit_part, val_pos)
+        self.seen_question_weight_ = self._seen_question_weight(train, fit_part, val_pos,
+                                                                prior_fit)  # fmt: skip
         self.validation_["unseen_question_weight"] = self.unseen_question_weight_
+        self.validation_["seen_question_weight"] = self.seen_question_weight_
+        self.marginal_ = {q: np.exp(v).tolist() for q, v in marginal_log_prior(train).items()}
         self.log_prior_ = self._calibrated_prior(train)
         if out.improved is False:
             warnings.warn(
@@ -581,15 +581,18 @@ class EncoderAnswerModel(AnswerModel):
             return self._predict_zero_shot(items)
         dists = []
         alpha = getattr(self, "unseen_question_weight_", 1.0)
+        beta = getattr(self, "seen_question_weight_", 1.0)
         for logits, qid in zip(self._logits(items, self.log_prior_), items.frame["question_id"],
                                strict=True):  # fmt: skip
             p = np.exp(logits - logits.max())
             p /= p.sum()
             if qid not in self.log_prior_:  # a question never seen in training
                 p = alpha * p + (1 - alpha) / len(p)
-            dists.append(p)
+            else:  # shrunk towards the training marginal as far as validation says
+                p = beta * p + (1 - beta) * np.asarray(self.marginal_[qid])
+            dists.append(p / p.sum())
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
-                 "unseen_question_weight": alpha}  # fmt: skip
+                 "unseen_question_weight": alpha, "seen_question_weight": beta}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
 
     def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
@@ -633,6 +636,30 @@ class EncoderAnswerModel(AnswerModel):
         uniform = [np.full(len(p), 1.0 / len(p)) for p in probs]
         targets = [np.asarray(t, dtype=float) for t in part.targets]
         return choose_weight(probs, uniform, targets, np.linspace(0, 1, 11))[0]
+
+    def _seen_question_weight(
+        self, train: ItemSet, fit_part: ItemSet, val_pos: np.ndarray,
+        prior_fit: Mapping[str, Any],
+    ) -> float:  # fmt: skip
+        """The weight ``β`` of ``β · head + (1 − β) · marginal`` for questions seen in
+        training, chosen (grid of 11) by cross-entropy on the validation items of those
+        questions: the model is never further from the marginal than validation supports
+        (1 without validation items)."""
+        from surveylm.models.blend import choose_weight
+
+        seen = set(fit_part.question_ids)
+        keep = [int(i) for i in val_pos if train.frame["question_id"].iat[int(i)] in seen]
+        if not keep:
+            return 1.0
+        part = train.subset(keep)
+        probs, marginal = [], []
+        for logits, qid in zip(self._logits(part, prior_fit), part.frame["question_id"],
+                               strict=True):  # fmt: skip
+            p = np.exp(logits - logits.max())
+            probs.append(p / p.sum())
+            marginal.append(np.exp(np.asarray(prior_fit[qid])))
+        targets = [np.asarray(t, dtype=float) for t in part.targets]
+        return choose_weight(probs, marginal, targets, np.linspace(0, 1, 11))[0]
 
     def _calibrated_prior(self, items: ItemSet) -> dict[str, list[float]]:
         """Per-question log priors whose predictions, averaged over the training items
@@ -743,6 +770,7 @@ class EncoderAnswerModel(AnswerModel):
                 "history": list(self.history_), "curves": self.curves_,
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
                 "unseen_question_weight": self.unseen_question_weight_,
+                "seen_question_weight": self.seen_question_weight_, "marginal": self.marginal_,
             })  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
@@ -791,6 +819,8 @@ class EncoderAnswerModel(AnswerModel):
         model.validation_ = state.get("validation", {})
         model.beats_marginal_ = state.get("beats_marginal")
         model.unseen_question_weight_ = float(state.get("unseen_question_weight", 0.0))
+        model.seen_question_weight_ = float(state.get("seen_question_weight", 1.0))
+        model.marginal_ = state.get("marginal", {})
         return model
 
 

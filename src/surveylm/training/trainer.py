@@ -39,6 +39,8 @@ __all__ = [
 
 #: Names of the parameters that get ``FineTuneConfig.temperature_lr`` (substring match).
 TEMPERATURE_PARAM = "log_temperature"
+#: Fewest optimiser steps between two validation evaluations.
+MIN_EVAL_STEPS = 8
 #: Parameters whose name starts with this get ``FineTuneConfig.head_lr``.
 HEAD_PREFIX = "head."
 
@@ -197,7 +199,8 @@ def train_option_model(
     """Fine-tune an option scorer with the configured loss (see module docstring).
 
     With an ``eval_dataset`` (the model's inner validation split) the validation loss is
-    measured before training and ``config.evaluations_per_epoch`` times per epoch;
+    measured before training and ``config.evaluations_per_epoch`` times per epoch (at
+    least :data:`MIN_EVAL_STEPS` steps apart);
     training stops after ``config.early_stopping_patience`` evaluations without
     improvement and the best state is restored (SubPOP and Cao et al. keep the best
     validation checkpoint). A scorer that starts at the training marginal therefore
@@ -238,7 +241,9 @@ def train_option_model(
     validating = eval_dataset is not None and len(eval_dataset) > 0  # type: ignore[arg-type]
     if validating:
         per_epoch = _steps_per_epoch(len(train_dataset), config)  # type: ignore[arg-type]
-        every = max(1, per_epoch // config.evaluations_per_epoch)
+        # at least MIN_EVAL_STEPS optimiser steps between evaluations, so that on a small
+        # sample (one step an epoch) patience counts real training, not single steps
+        every = max(MIN_EVAL_STEPS, per_epoch // config.evaluations_per_epoch)
         training_overrides = {"eval_strategy": "steps", "eval_steps": every,
                               "label_names": ["targets"], "prediction_loss_only": True,
                               **training_overrides}  # fmt: skip
