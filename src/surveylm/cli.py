@@ -322,6 +322,12 @@ def evaluate_cmd(
             typer.echo(f"wrote results to {output}")
 
 
+HELP_MODEL_NAME = (
+    "Hugging Face id, local folder or .gguf file (LM models; causal-lm default: "
+    "SmolLM2-135M-Instruct)."
+)
+
+
 def _build_model(model: str, model_name: str | None, params: list[str] | None) -> Any:
     from surveylm.models import make_model
 
@@ -339,7 +345,7 @@ def fit_cmd(
         str, typer.Option(help="uniform, question-marginal, group-marginal, encoder, causal-lm")
     ] = "question-marginal",
     model_name: Annotated[
-        str | None, typer.Option(help="Hugging Face id or local folder (LM models).")
+        str | None, typer.Option(help=HELP_MODEL_NAME)
     ] = None,
     param: Annotated[
         list[str] | None, typer.Option(help="Model parameter key=value (YAML value). Repeat.")
@@ -364,7 +370,7 @@ def predict_cmd(
     model: Annotated[
         str | None, typer.Option(help="Or: an unfitted model (zero-shot LM) by name.")
     ] = None,
-    model_name: Annotated[str | None, typer.Option(help="Hugging Face id or folder.")] = None,
+    model_name: Annotated[str | None, typer.Option(help=HELP_MODEL_NAME)] = None,
     param: Annotated[list[str] | None, typer.Option(help="Model parameter key=value.")] = None,
     labels: Annotated[Path | None, _LABELS] = None,
     strict: Annotated[bool, _STRICT] = False,
