@@ -244,6 +244,8 @@ def train_option_model(
         # at least MIN_EVAL_STEPS optimiser steps between evaluations, so that on a small
         # sample (one step an epoch) patience counts real training, not single steps
         every = max(MIN_EVAL_STEPS, per_epoch // config.evaluations_per_epoch)
+        total = config.max_steps or max(1, int(per_epoch * config.epochs))
+        every = min(every, total)  # a short run is still evaluated (at its end)
         training_overrides = {"eval_strategy": "steps", "eval_steps": every,
                               "label_names": ["targets"], "prediction_loss_only": True,
                               **training_overrides}  # fmt: skip
