@@ -157,12 +157,15 @@ class TrainingParts:
             back end trains only a head on a frozen encoder).
         dataset: A ``torch`` dataset of the items, as ``collator`` expects.
         collator: Turns dataset rows into batches with ``targets``/``option_mask``.
+        split_seed: Seed of the back end's inner validation split, so a further stage
+            validates on the items the back end never trained on.
     """
 
     module: Any
     base: Any
     dataset: Any
     collator: Any
+    split_seed: int = 0
 
 
 class AnswerModel(ABC):
@@ -306,13 +309,28 @@ class AnswerModel(ABC):
             raise ModelError(f"{where(file=path)}{payload['class']} is not an AnswerModel")
         if klass.load.__func__ is not AnswerModel.load.__func__:  # type: ignore[attr-defined]
             return klass.load(directory)
-        try:
-            model = klass(**payload["params"])
-        except TypeError as exc:  # e.g. a folder saved before seed became random_state
-            msg = f"{where(file=path)}parameters do not fit {qualname} ({exc})"
-            raise ModelError(msg) from None
-        model._set_state(payload["state"])
+        model, state = klass._from_saved(directory)
+        model._set_state(state)
         return model
+
+    @classmethod
+    def _from_saved(cls, directory: str | Path) -> tuple[Any, dict[str, Any]]:
+        """``(unfitted model built from the saved parameters, saved state)`` of
+        ``directory/model.json``: the first step of every ``load``.
+
+        Raises:
+            ModelError: no saved model there, or parameters that no longer fit the
+                constructor (e.g. a folder saved before ``seed`` became ``random_state``).
+        """
+        directory = Path(directory)
+        payload = read_model_json(directory)
+        try:
+            model = cls(**payload["params"])
+        except TypeError as exc:
+            path = directory / "model.json"
+            msg = f"{where(file=path)}parameters do not fit {cls.__name__} ({exc})"
+            raise ModelError(msg) from None
+        return model, payload["state"]
 
 
 def write_model_json(

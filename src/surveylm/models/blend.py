@@ -17,9 +17,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from surveylm.errors import ConfigError, ModelError, where
+from surveylm.errors import ConfigError, ModelError
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.validation import inner_split
 
 __all__ = ["BlendModel", "choose_weight"]
@@ -136,14 +136,9 @@ class BlendModel(AnswerModel):
         from surveylm.models import model_class
 
         directory = Path(directory)
-        payload = read_model_json(directory)
-        try:
-            model = cls(**payload["params"])
-        except TypeError as exc:
-            path = directory / "model.json"
-            raise ModelError(f"{where(file=path)}not a saved blend ({exc})") from None
+        model, state = cls._from_saved(directory)
         model.first_ = model_class(model.first).load(directory / "first")
         model.second_ = model_class(model.second).load(directory / "second")
-        model.weight_ = float(payload["state"]["weight"])
-        model.validation_ = payload["state"].get("validation", {})
+        model.weight_ = float(state["weight"])
+        model.validation_ = state.get("validation", {})
         return model

@@ -23,7 +23,7 @@ import numpy as np
 
 from surveylm.errors import DataError, ModelError, where
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
 from surveylm.prompts import default_format, get_format, option_orders
 
@@ -305,7 +305,8 @@ class CausalLMAnswerModel(AnswerModel):
         self.items_per_second_ = out.items_per_second
         self.validation_ = {"initial": out.initial_validation_loss,
                             "best": out.best_validation_loss, "best_step": out.best_step,
-                            "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
+                            "n_fit": len(fit_pos), "n_validation": len(val_pos),
+                            "seed": cfg.seed}  # fmt: skip
         self.curves_ = out.curves()
         return self
 
@@ -323,8 +324,9 @@ class CausalLMAnswerModel(AnswerModel):
 
         self._ensure_loaded()
         dataset = OptionItemDataset(self._encode(items, 1))
+        seed = int(getattr(self, "validation_", {}).get("seed", 0))
         return TrainingParts(CausalLMOptionScorer(self._lm), self._lm, dataset,
-                             OptionCollator(self._pad))  # fmt: skip
+                             OptionCollator(self._pad), seed)  # fmt: skip
 
     def end_training(self, trained_names: list[str] | None = None) -> None:
         """Back to inference after :meth:`training_parts` was trained; ``trained_names``
@@ -576,9 +578,7 @@ class CausalLMAnswerModel(AnswerModel):
         """Restore a model written by :meth:`save` (base model + adapter): the same
         predictions as before saving."""
         directory = Path(directory)
-        payload = read_model_json(directory)
-        params, state = payload["params"], payload["state"]
-        model = cls(**params)
+        model, state = cls._from_saved(directory)
         model._ensure_loaded()
         trained = state.get("trained")
         if trained == "lora":

@@ -16,9 +16,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from surveylm.errors import ConfigError, ModelError, where
+from surveylm.errors import ConfigError, ModelError
 from surveylm.items import ItemSet
-from surveylm.models.base import AnswerModel, Predictions, read_model_json, write_model_json
+from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.validation import inner_split
 
 __all__ = ["DSAModel", "set_stage2_trainable"]
@@ -113,9 +113,7 @@ class DSAModel(AnswerModel):
             cfg = backend.fine_tune_config()
         else:
             cfg = parse_config(backend.fine_tune)
-        if isinstance(self.stage2, dict) and "seed" in self.stage2:
-            return cfg
-        return cfg.model_copy(update={"seed": backend._seed()})  # the back end's split
+        return cfg
 
     def fit(self, items: ItemSet) -> DSAModel:
         """Stage 1 (the backend's forward-KL ``fit``), then stage 2 (KL + λ·shift)."""
@@ -125,14 +123,16 @@ class DSAModel(AnswerModel):
         if len(train) == 0:
             raise ModelError("no items with a known target to fine-tune on")
         backend = self._make_backend().fit(train)
-        cfg = self._stage2_config(backend).model_copy(update={"save_every_epoch": False})
         parts = backend.training_parts(train)  # the back-end boundary: no private state
+        cfg = self._stage2_config(backend).model_copy(update={"save_every_epoch": False})
+        if not (isinstance(self.stage2, dict) and "seed" in self.stage2):
+            cfg = cfg.model_copy(update={"seed": parts.split_seed})
         self.trainable_ = set_stage2_trainable(parts.module, parts.base, self.stage2_top_layers)
         codes = {q: k for k, q in enumerate(train.question_ids)}
         qindex = np.array([codes[q] for q in train.frame["question_id"]])
         # the back end's own inner split (same function, same seed): stage 2 validates on
         # the items stage 1 never trained on
-        fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
+        fit_pos, val_pos = inner_split(train, cfg.validation_fraction, parts.split_seed)
         rows = [parts.dataset[i] for i in range(len(parts.dataset))]
         overrides: dict[str, Any] = {"disable_tqdm": not self.verbose}
         if getattr(backend, "device", None) == "cpu":
@@ -181,12 +181,7 @@ class DSAModel(AnswerModel):
         from surveylm.models import model_class
 
         directory = Path(directory)
-        payload = read_model_json(directory)
-        try:
-            model = cls(**payload["params"])
-        except TypeError as exc:
-            path = directory / "model.json"
-            raise ModelError(f"{where(file=path)}not a saved DSA model ({exc})") from None
+        model, state = cls._from_saved(directory)
         model.backend_ = model_class(model.backend).load(directory / "backend")
-        model.history_ = payload["state"].get("history", [])
+        model.history_ = state.get("history", [])
         return model

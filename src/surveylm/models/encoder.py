@@ -56,7 +56,6 @@ from surveylm.models.base import (
     AnswerModel,
     Predictions,
     TrainingParts,
-    read_model_json,
     write_model_json,
 )
 from surveylm.models.hf_loading import quiet_loading
@@ -462,15 +461,19 @@ class EncoderAnswerModel(AnswerModel):
         self.curves_ = out.curves()
         self.validation_ = {"initial": out.initial_validation_loss,
                             "best": out.best_validation_loss, "best_step": out.best_step,
-                            "n_fit": len(fit_pos), "n_validation": len(val_pos)}  # fmt: skip
+                            "n_fit": len(fit_pos), "n_validation": len(val_pos),
+                            "seed": cfg.seed}  # fmt: skip
         self.beats_marginal_ = out.improved
-        self.unseen_question_weight_ = self._unseen_question_weight(train, fit_part, val_pos)
-        self.seen_question_weight_ = self._seen_question_weight(train, fit_part, val_pos,
-                                                                prior_fit)  # fmt: skip
+        # the head's part of the scores, once: log priors only add to it
+        head = self._logits(train, {})
+        self.unseen_question_weight_, self.seen_question_weight_ = self._shrink_weights(
+            train, head, set(fit_part.question_ids), val_pos, prior_fit
+        )
         self.validation_["unseen_question_weight"] = self.unseen_question_weight_
         self.validation_["seen_question_weight"] = self.seen_question_weight_
-        self.marginal_ = {q: np.exp(v).tolist() for q, v in marginal_log_prior(train).items()}
-        self.log_prior_ = self._calibrated_prior(train)
+        prior_all = marginal_log_prior(train)
+        self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
+        self.log_prior_ = _calibrated_prior(train, head, prior_all)
         if out.improved is False:
             warnings.warn(
                 f"encoder ({self.train}): validation loss {out.best_validation_loss:.4f} is not "
@@ -525,6 +528,7 @@ class EncoderAnswerModel(AnswerModel):
             scorer.table = torch.as_tensor(np.stack(emb), dtype=torch.float32)
             collator = HeadCollator(None, pad)
         weights = items.frame["weight"].to_numpy(dtype=float)
+        positions = {q: option_positions(items.questions[q].n_options) for q in items.question_ids}
         rows = []
         for i, (qid, target) in enumerate(zip(items.frame["question_id"], items.targets,
                                               strict=True)):  # fmt: skip
@@ -532,7 +536,7 @@ class EncoderAnswerModel(AnswerModel):
             prior = log_prior.get(qid)
             rows.append({
                 "lines": texts.lines[i], "question": texts.question[i],
-                "options": texts.options[i], "position": option_positions(k),
+                "options": texts.options[i], "position": positions[qid],
                 "log_prior": np.zeros(k) if prior is None else np.asarray(prior),
                 "target": target, "weight": float(weights[i]) if self.use_item_weights else 1.0,
             })  # fmt: skip
@@ -545,7 +549,7 @@ class EncoderAnswerModel(AnswerModel):
         self._check_fitted()
         rows, collator = self._prepare(items, self.log_prior_)
         return TrainingParts(self._scorer_, self._scorer_.encoder, _ItemRows(rows, 0.0, 0),
-                             collator)  # fmt: skip
+                             collator, int(self.validation_.get("seed", 0)))  # fmt: skip
 
     def end_training(self, trained_names: list[str] | None = None) -> None:
         """Back to inference after :meth:`training_parts` was trained."""
@@ -580,12 +584,10 @@ class EncoderAnswerModel(AnswerModel):
         if not self.is_fitted:
             return self._predict_zero_shot(items)
         dists = []
-        alpha = getattr(self, "unseen_question_weight_", 1.0)
-        beta = getattr(self, "seen_question_weight_", 1.0)
+        alpha, beta = self.unseen_question_weight_, self.seen_question_weight_
         for logits, qid in zip(self._logits(items, self.log_prior_), items.frame["question_id"],
                                strict=True):  # fmt: skip
-            p = np.exp(logits - logits.max())
-            p /= p.sum()
+            p = _softmax(logits)
             if qid not in self.log_prior_:  # a question never seen in training
                 p = alpha * p + (1 - alpha) / len(p)
             else:  # shrunk towards the training marginal as far as validation says
@@ -614,83 +616,41 @@ class EncoderAnswerModel(AnswerModel):
                                                                   strict=True)]  # fmt: skip
         return out
 
-    def _unseen_question_weight(
-        self, train: ItemSet, fit_part: ItemSet, val_pos: np.ndarray
-    ) -> float:
-        """How far to trust the head on a question it never saw: the weight ``α`` of
-        ``α · head + (1 − α) · uniform`` (grid of 11) with the lowest cross-entropy on
-        the validation items of held-out questions. Without such items (fewer than eight
-        training questions) nothing validates a prior for a new question, so ``α = 0``:
-        an unseen question gets the uniform distribution rather than an untested guess."""
-        from surveylm.models.blend import choose_weight
-
-        seen = set(fit_part.question_ids)
-        held = [int(i) for i in val_pos if train.frame["question_id"].iat[int(i)] not in seen]
-        if not held:
-            return 0.0
-        part = train.subset(held)
-        probs = []
-        for logits in self._logits(part, {}):
-            p = np.exp(logits - logits.max())
-            probs.append(p / p.sum())
-        uniform = [np.full(len(p), 1.0 / len(p)) for p in probs]
-        targets = [np.asarray(t, dtype=float) for t in part.targets]
-        return choose_weight(probs, uniform, targets, np.linspace(0, 1, 11))[0]
-
-    def _seen_question_weight(
-        self, train: ItemSet, fit_part: ItemSet, val_pos: np.ndarray,
+    @staticmethod
+    def _shrink_weights(
+        train: ItemSet, head: list[np.ndarray], seen: set[str], val_pos: np.ndarray,
         prior_fit: Mapping[str, Any],
-    ) -> float:  # fmt: skip
-        """The weight ``β`` of ``β · head + (1 − β) · marginal`` for questions seen in
-        training, chosen (grid of 11) by cross-entropy on the validation items of those
-        questions: the model is never further from the marginal than validation supports
-        (1 without validation items)."""
+    ) -> tuple[float, float]:  # fmt: skip
+        """``(α, β)``: how far to trust the head, by cross-entropy (grid of 11) on the
+        validation items, given its score part ``head`` on every training item.
+
+        ``α`` weighs ``α · head + (1 − α) · uniform`` for a question never seen in
+        training, chosen on the items of held-out questions; without them (fewer than
+        eight training questions) nothing validates a prior for a new question, so
+        ``α = 0`` and an unseen question gets the uniform distribution rather than an
+        untested guess. ``β`` weighs ``β · head + (1 − β) · marginal`` for seen
+        questions, chosen on their held-out items (1 without any): the model is never
+        further from the marginal than validation supports.
+        """
         from surveylm.models.blend import choose_weight
 
-        seen = set(fit_part.question_ids)
-        keep = [int(i) for i in val_pos if train.frame["question_id"].iat[int(i)] in seen]
-        if not keep:
-            return 1.0
-        part = train.subset(keep)
-        probs, marginal = [], []
-        for logits, qid in zip(self._logits(part, prior_fit), part.frame["question_id"],
-                               strict=True):  # fmt: skip
-            p = np.exp(logits - logits.max())
-            probs.append(p / p.sum())
-            marginal.append(np.exp(np.asarray(prior_fit[qid])))
-        targets = [np.asarray(t, dtype=float) for t in part.targets]
-        return choose_weight(probs, marginal, targets, np.linspace(0, 1, 11))[0]
-
-    def _calibrated_prior(self, items: ItemSet) -> dict[str, list[float]]:
-        """Per-question log priors whose predictions, averaged over the training items
-        (item-weighted), equal each question's training marginal — the moment a logistic
-        regression with intercepts matches by construction. An early-stopped head need not
-        match it, and a population share estimated from imputations inherits the gap
-        (prior-shift correction, Saerens et al. 2002: a fixed-point update of the bias)."""
-        from surveylm.models.item_texts import marginal_log_prior
-
-        prior = marginal_log_prior(items)
-        logits = self._logits(items, prior)
-        qids = items.frame["question_id"].to_numpy()
-        w = items.frame["weight"].to_numpy(dtype=float)
-        out = {}
-        for qid, log_m in prior.items():
-            pos = np.flatnonzero(qids == qid)
-            scores = np.vstack([logits[i] for i in pos]) - log_m  # the head's part
-            ww = w[pos] / w[pos].sum()
-            target = np.exp(log_m)
-            bias = log_m.copy()
-            for _ in range(100):
-                z = scores + bias
-                q = np.exp(z - z.max(axis=1, keepdims=True))
-                q /= q.sum(axis=1, keepdims=True)
-                mean = ww @ q
-                step = np.log(target) - np.log(np.clip(mean, 1e-300, None))
-                bias += step
-                if np.abs(step).max() < 1e-8:
-                    break
-            out[qid] = (bias - bias.max()).tolist()
-        return out
+        grid = np.linspace(0, 1, 11)
+        qids = train.frame["question_id"].to_numpy()
+        weights = []
+        for unseen in (True, False):
+            pos = [int(i) for i in val_pos if (qids[i] not in seen) == unseen]
+            if not pos:
+                weights.append(0.0 if unseen else 1.0)
+                continue
+            probs, anchors = [], []
+            for i in pos:
+                k = len(head[i])
+                log_m = np.zeros(k) if unseen else np.asarray(prior_fit[qids[i]])
+                probs.append(_softmax(head[i] + log_m))
+                anchors.append(np.full(k, 1.0 / k) if unseen else np.exp(log_m))
+            targets = [np.asarray(train.targets[i], dtype=float) for i in pos]
+            weights.append(choose_weight(probs, anchors, targets, grid)[0])
+        return weights[0], weights[1]
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
@@ -783,13 +743,7 @@ class EncoderAnswerModel(AnswerModel):
         from surveylm.models.option_head import EncoderHeadScorer, OptionHead
 
         directory = Path(directory)
-        path = directory / "model.json"
-        payload = read_model_json(directory)
-        params, state = payload["params"], payload["state"]
-        try:
-            model = cls(**params)
-        except TypeError as exc:
-            raise ModelError(f"{where(file=path)}not a saved encoder model ({exc})") from None
+        model, state = cls._from_saved(directory)
         if not state.get("fitted"):
             return model
         if (directory / "encoder").is_dir():
@@ -822,6 +776,40 @@ class EncoderAnswerModel(AnswerModel):
         model.seen_question_weight_ = float(state.get("seen_question_weight", 1.0))
         model.marginal_ = state.get("marginal", {})
         return model
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max())
+    return p / p.sum()
+
+
+def _calibrated_prior(
+    items: ItemSet, head: list[np.ndarray], prior: Mapping[str, np.ndarray]
+) -> dict[str, list[float]]:
+    """Per-question log priors whose predictions, averaged over the training items
+    (item-weighted), equal each question's training marginal ``prior`` — the moment a
+    logistic regression with intercepts matches by construction. An early-stopped head
+    need not match it, and a population share estimated from imputations inherits the
+    gap (prior-shift correction, Saerens et al. 2002: a fixed-point update of the bias).
+    ``head`` is the head's score part on each item (scores without a prior)."""
+    qids = items.frame["question_id"].to_numpy()
+    w = items.frame["weight"].to_numpy(dtype=float)
+    out = {}
+    for qid, log_m in prior.items():
+        pos = np.flatnonzero(qids == qid)
+        scores = np.vstack([head[i] for i in pos])
+        ww = w[pos] / w[pos].sum()
+        bias = np.asarray(log_m, dtype=float).copy()
+        for _ in range(100):
+            z = scores + bias
+            q = np.exp(z - z.max(axis=1, keepdims=True))
+            q /= q.sum(axis=1, keepdims=True)
+            step = log_m - np.log(np.clip(ww @ q, 1e-300, None))
+            bias += step
+            if np.abs(step).max() < 1e-8:
+                break
+        out[qid] = (bias - bias.max()).tolist()
+    return out
 
 
 class MarginalWarning(UserWarning):

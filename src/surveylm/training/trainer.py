@@ -268,10 +268,8 @@ def train_option_model(
     start_step = _StartStep()
     trainer.add_callback(start_step)
     initial = None
-    if validating and not resume_from_checkpoint:
-        module.eval()
-        initial = float(trainer.evaluate()["eval_loss"])  # the start: the marginal
-        module.train()
+    if validating and not resume_from_checkpoint:  # the start (for a head: the marginal)
+        initial = float(trainer.evaluate()["eval_loss"])
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - start
@@ -325,7 +323,8 @@ class BestStateCallback(TrainerCallback):
             return
         if self.best_loss is None or loss < self.best_loss - self.min_delta:
             self.best_loss, self.best_step, self._bad = float(loss), int(state.global_step), 0
-            self._best = {n: p.detach().clone() for n, p in model.named_parameters()
+            # on the CPU: a full fine-tune's copy would otherwise double its GPU memory
+            self._best = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters()
                           if p.requires_grad}  # fmt: skip
         else:
             self._bad += 1
@@ -339,7 +338,7 @@ class BestStateCallback(TrainerCallback):
         with torch.no_grad():
             for n, p in model.named_parameters():
                 if n in self._best:
-                    p.copy_(self._best[n])
+                    p.copy_(self._best[n].to(p.device))
 
 
 class _StartStep(TrainerCallback):
