@@ -175,3 +175,15 @@ def test_inner_validation_early_stops_and_keeps_the_best_state():
     assert len(evals) >= 2 and min(r["loss"] for r in evals) == pytest.approx(v["best"])
     # stopped before the 30-epoch budget (patience 2), or improved until its end
     assert model.history_[-1]["step"] < 30 * 4 or v["best_step"] >= 30 * 4 - 4
+
+
+def test_a_fit_that_never_beats_its_start_warns():
+    """Zero learning rate: validation cannot improve, the start is kept, and fit says so."""
+    from surveylm.models.validation import NoValidationGainWarning
+
+    settings = {**fast_fine_tune(8), "learning_rate": 1e-12, "validation_fraction": 0.25}
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
+                                batch_size=8, verbose=False)  # fmt: skip
+    with pytest.warns(NoValidationGainWarning, match="zero-shot"):
+        model.fit(tiny_items(40, seed=3))
+    assert model.validation_["best_step"] == 0

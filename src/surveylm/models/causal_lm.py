@@ -308,6 +308,17 @@ class CausalLMAnswerModel(AnswerModel):
                             "n_fit": len(fit_pos), "n_validation": len(val_pos),
                             "seed": cfg.seed}  # fmt: skip
         self.curves_ = out.curves()
+        if out.improved is False:
+            import warnings
+
+            from surveylm.models.validation import NoValidationGainWarning
+
+            warnings.warn(
+                f"causal LM '{self.model_name or 'default'}': validation loss "
+                f"{out.best_validation_loss:.4f} is not below the untrained model's "
+                f"{out.initial_validation_loss:.4f}; the untrained (zero-shot) weights are kept",
+                NoValidationGainWarning, stacklevel=2,
+            )  # fmt: skip
         return self
 
     def training_parts(self, items: ItemSet) -> Any:

@@ -59,7 +59,7 @@ from surveylm.models.base import (
     write_model_json,
 )
 from surveylm.models.hf_loading import quiet_loading
-from surveylm.models.validation import inner_split
+from surveylm.models.validation import NoValidationGainWarning, inner_split
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -812,8 +812,8 @@ def _calibrated_prior(
     return out
 
 
-class MarginalWarning(UserWarning):
-    """A fitted model did not beat the training marginal on its validation split."""
+class MarginalWarning(NoValidationGainWarning):
+    """A fitted encoder did not beat the training marginal on its validation split."""
 
 
 class _ItemRows(torch.utils.data.Dataset):

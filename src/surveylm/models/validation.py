@@ -11,7 +11,13 @@ import numpy as np
 
 from surveylm.items import ItemSet
 
-__all__ = ["inner_split"]
+__all__ = ["NoValidationGainWarning", "inner_split"]
+
+
+class NoValidationGainWarning(UserWarning):
+    """Training did not lower the validation loss below the starting state's, so the
+    starting state was restored (the marginal for an encoder head, the zero-shot model
+    for a causal LM)."""
 
 
 def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
