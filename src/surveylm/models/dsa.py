@@ -153,17 +153,31 @@ class DSAModel(AnswerModel):
         self.backend_ = backend
         self.stage2_output_ = out
         self.history_ = out.losses
+        self.stage2_improved_ = out.improved
+        if out.improved is False:
+            import warnings
+
+            from surveylm.models.validation import NoValidationGainWarning
+
+            warnings.warn(
+                f"DSA stage 2 (shift weight {self.shift_weight}): validation loss "
+                f"{out.best_validation_loss:.4f} is not below stage 1's "
+                f"{out.initial_validation_loss:.4f}; the stage-1 (forward-KL) model is kept",
+                NoValidationGainWarning, stacklevel=2,
+            )  # fmt: skip
         return self
 
     def predict(self, items: ItemSet) -> Predictions:
         """The fine-tuned backend's predictions (model name ``"dsa"``)."""
         self._check_fitted()
         pred = self.backend_.predict(items)
+        extra = {**pred.extra, "stage2_improved": self.stage2_improved_}
         return Predictions(
             pred.item_ids,
             [np.asarray(d) for d in pred.distributions],
             self.name,
             pred.format_mass,
+            extra,
         )
 
     def save(self, directory: str | Path) -> Path:
@@ -172,7 +186,8 @@ class DSAModel(AnswerModel):
         self._check_fitted()
         directory = Path(directory)
         self.backend_.save(directory / "backend")
-        write_model_json(self, directory, self.get_params(), {"history": self.history_})
+        state = {"history": self.history_, "stage2_improved": self.stage2_improved_}
+        write_model_json(self, directory, self.get_params(), state)
         return directory
 
     @classmethod
@@ -184,4 +199,5 @@ class DSAModel(AnswerModel):
         model, state = cls._from_saved(directory)
         model.backend_ = model_class(model.backend).load(directory / "backend")
         model.history_ = state.get("history", [])
+        model.stage2_improved_ = state.get("stage2_improved")
         return model

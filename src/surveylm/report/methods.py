@@ -65,11 +65,14 @@ CATALOGUE: dict[str, ModelInfo] = {
         "van Buuren & Groothuis-Oudshoorn 2011 (mice).",
     ),
     "encoder": ModelInfo(
-        "Bi-encoder option scoring: the prompt and each option text are embedded, and a "
-        "softmax over their cosine similarities (learned temperature) is the answer "
-        "distribution; zero-shot or fine-tuned.",
-        "Reimers & Gurevych 2019 (Sentence-BERT), all-MiniLM-L6-v2; option scoring "
-        "fine-tuned as in Holtdirk et al. 2025 (respondents) / Suh et al. 2025, SubPOP "
+        "Sentence-encoder answer model. Zero-shot: softmax over the cosine similarities of "
+        "the prompt and each option text. Fitted: every context line ('Feature: value'), "
+        "the question and each option are embedded once, and an option head over those "
+        "embeddings, starting at the training marginal, is trained with forward KL "
+        "(cross-entropy for respondents) and early-stopped on an inner validation split; "
+        "the encoder stays frozen (train: head) or is fine-tuned (full / lora).",
+        "Reimers & Gurevych 2019 (Sentence-BERT), all-MiniLM-L6-v2; profile lines as in "
+        "Holtdirk et al. 2025 (respondents), forward KL as in Suh et al. 2025, SubPOP "
         "(groups).",
         uses_prompt=True,
     ),
@@ -78,6 +81,12 @@ CATALOGUE: dict[str, ModelInfo] = {
         "zero-shot or fine-tuned (LoRA) on the answer distributions.",
         "Suh et al. 2025 (SubPOP); Cao et al. 2025 (first-token probabilities).",
         uses_prompt=True,
+    ),
+    "blend": ModelInfo(
+        "Linear pool of two answer models, the weight chosen on an 11-point grid by "
+        "cross-entropy on an inner validation split; both parts refitted on all items.",
+        "Stone 1961 (linear opinion pool); LM beside CatBoost as compared by Holtdirk et "
+        "al. 2025.",
     ),
     "dsa": ModelInfo(
         "Distribution shift alignment: stage 1 fine-tunes the backend with forward KL to "
@@ -155,7 +164,8 @@ def prompt_format_name(model: str, params: Mapping[str, Any], kind: str) -> str:
     if chosen.citation:
         label += f": {chosen.citation}"
     if _encoder_side(model, params):
-        label += "; encoder side: context and question only, options embedded as texts"
+        label += ("; encoder zero-shot: context and question only, options embedded as "
+                  "texts; fitted: one text per context line, question and option")
     return label
 
 
