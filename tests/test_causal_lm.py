@@ -326,7 +326,7 @@ def test_trimmed_forward_that_fails_falls_back():
 def test_lm_head_gets_a_contiguous_input():
     import torch
 
-    from surveylm.models.option_tokens import CausalLMOptionScorer
+    from surveylm.models.option_scoring import CausalLMOptionScorer
 
     lm, _ = _in_memory("llama")
     seen = []

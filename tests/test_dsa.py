@@ -77,7 +77,7 @@ def test_sampler_groups_questions_and_covers_every_item_once():
 def test_stage2_gradient_flows_only_through_the_top_layer():
     from transformers import AutoModelForCausalLM
 
-    from surveylm.models.option_tokens import CausalLMOptionScorer
+    from surveylm.models.option_scoring import CausalLMOptionScorer
 
     lm = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir("space")))
     scorer = CausalLMOptionScorer(lm)

@@ -236,7 +236,7 @@ class CausalLMAnswerModel(AnswerModel):
         """
         from transformers import set_seed
 
-        from surveylm.models.option_tokens import (
+        from surveylm.models.option_scoring import (
             CausalLMOptionScorer,
             OptionCollator,
             OptionItemDataset,
@@ -327,7 +327,7 @@ class CausalLMAnswerModel(AnswerModel):
         codebook option order (so shifts between groups line up) and its collator.
         Call :meth:`end_training` afterwards."""
         from surveylm.models.base import TrainingParts
-        from surveylm.models.option_tokens import (
+        from surveylm.models.option_scoring import (
             CausalLMOptionScorer,
             OptionCollator,
             OptionItemDataset,
@@ -362,7 +362,7 @@ class CausalLMAnswerModel(AnswerModel):
         import torch
         from tqdm.auto import tqdm
 
-        from surveylm.models.option_tokens import CausalLMOptionScorer, OptionCollator
+        from surveylm.models.option_scoring import CausalLMOptionScorer, OptionCollator
         from surveylm.models.prefix_cache import accepts_prefix_cache, run_plans
 
         self._ensure_loaded()

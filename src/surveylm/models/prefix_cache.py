@@ -241,7 +241,7 @@ def run_plans(
     batch_size: int,
 ) -> list[torch.Tensor]:
     """Option log-probabilities ``[B, K]`` of each plan's prompts, in their order, from a
-    :class:`~surveylm.models.option_tokens.CausalLMOptionScorer`
+    :class:`~surveylm.models.option_scoring.CausalLMOptionScorer`
     (``option_token_ids[b]`` is plan ``b``'s ``[B, K, V]``).
 
     The plans' shared prefixes run in one call and all their groups' segments in one

@@ -185,7 +185,7 @@ class ShiftKeyedCollator:
 class DSATrainer(DistributionTrainer):
     """Stage 2 of DSA: forward KL + ``shift_weight`` × :func:`dsa_shift_loss`.
 
-    Only :meth:`compute_loss` (and the sampler, so pairs meet in batches) differ from
+    Only :meth:`compute_loss` (and the loader's order, so pairs meet in batches) differ from
     :class:`~surveylm.training.trainer.DistributionTrainer`.
 
     Args:
@@ -214,12 +214,22 @@ class DSATrainer(DistributionTrainer):
         self.per_question = per_question
         self.shift_history: list[float] = [] if shift_history is None else shift_history
 
-    def _get_train_sampler(self, train_dataset: Any = None) -> torch.utils.data.Sampler | None:
-        dataset = self.train_dataset if train_dataset is None else train_dataset
-        keys = getattr(dataset, "question_index", None)
+    def get_train_dataloader(self) -> torch.utils.data.DataLoader:
+        """The Trainer's loader, but ordered by :class:`QuestionGroupedSampler` so that
+        groups of one question meet in a batch (``Trainer``'s public hook for a custom
+        loader; nothing private is overridden)."""
+        keys = getattr(self.train_dataset, "question_index", None)
         if keys is None:
-            return super()._get_train_sampler(train_dataset)
-        return QuestionGroupedSampler(keys, self.per_question, seed=self.args.seed)
+            return super().get_train_dataloader()
+        loader = torch.utils.data.DataLoader(
+            self.train_dataset,
+            batch_size=self.args.train_batch_size,
+            sampler=QuestionGroupedSampler(keys, self.per_question, seed=self.args.seed),
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            drop_last=self.args.dataloader_drop_last,
+        )
+        return self.accelerator.prepare(loader)
 
     def compute_loss(
         self,

@@ -53,7 +53,7 @@ class DistributionTrainer(Trainer):
     to ``model(**inputs)``, which returns the option scores (a tensor, or an object with an
     ``option_scores`` attribute).
 
-    Only :meth:`compute_loss` changes the training logic. :meth:`_save` additionally
+    Only :meth:`compute_loss` changes the training logic. :meth:`save_model` additionally
     writes just the *trainable* parameters of a plain ``nn.Module`` (LoRA adapters, τ, or
     the whole encoder when fully fine-tuned) instead of its full state dict: checkpoints
     stay small and models with tied weights can be saved; resuming loads them back
@@ -97,10 +97,12 @@ class DistributionTrainer(Trainer):
         )
         return (loss, outputs) if return_outputs else loss
 
-    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save as ``Trainer`` does; a plain ``nn.Module`` writes only its trainable
+        parameters (see the class docstring)."""
         model = self.accelerator.unwrap_model(self.model, keep_torch_compile=False)
-        if state_dict is not None or _is_hf_savable(model):
-            super()._save(output_dir, state_dict)
+        if _is_hf_savable(model) or self.is_fsdp_enabled or self.is_deepspeed_enabled:
+            super().save_model(output_dir, _internal_call)
             return
         if not self.args.should_save:
             return
