@@ -15,15 +15,19 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """One torch thread per test process: with pytest-xdist on 2 cores, OpenMP spin-waiting
-    threads of several processes made tiny-model tests 5-100x slower (measured)."""
+    """One thread per test process (torch, CatBoost, BLAS, tokenizers; surveylm.threads):
+    with pytest-xdist on 2 cores, OpenMP spin-waiting threads of several processes made
+    tiny-model tests 5-100x slower (measured). ``$OMP_NUM_THREADS`` set by the caller wins."""
+    from surveylm.threads import apply_thread_policy
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    apply_thread_policy()  # before torch loads OpenMP
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:  # pragma: no cover
         return
-    torch.set_num_threads(1)
+    apply_thread_policy()  # torch's intra-op threads, now that it is loaded
 
 
 SHARED_DATA = Path(os.environ.get("SURVEYLM_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -30,6 +30,25 @@ app = typer.Typer(
 )
 
 
+
+@app.callback()
+def _threads_callback(
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="CPU threads for every library (default: the "
+                     "cores this process may use, or $SURVEYLM_THREADS)."),
+    ] = None,
+) -> None:
+    """Apply the thread policy (surveylm.threads) before any library starts its pools."""
+    from surveylm.errors import SurveyLMError
+    from surveylm.threads import apply_thread_policy
+
+    try:
+        apply_thread_policy(threads)
+    except SurveyLMError as exc:  # a bad $SURVEYLM_THREADS
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
 @contextlib.contextmanager
 def _friendly_errors() -> Iterator[None]:
     """Turn SurveyLMError into one line on stderr and exit status 1."""

@@ -31,6 +31,7 @@ from surveylm.io.atomic import write_table
 from surveylm.models import make_run_model
 from surveylm.models.base import derive_seed
 from surveylm.progress import progress_bar
+from surveylm.threads import apply_thread_policy
 
 __all__ = ["equivalent_fraction", "plot_curves", "run_data_efficiency"]
 
@@ -59,6 +60,7 @@ def run_data_efficiency(
     (Parquet + CSV) and ``data_efficiency.png/.svg`` to ``output_dir``."""
     if not isinstance(config, SimulationConfig):
         config = load_simulation_config(config)
+    apply_thread_policy(config.threads, source="config")
     de = config.data_efficiency
     _, tests, train_s, _ = build_split(config)
     truth = tests["seen_q/seen_g"]

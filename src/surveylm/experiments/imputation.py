@@ -51,6 +51,7 @@ from surveylm.population import multiple_imputation_shares
 from surveylm.progress import progress_bar
 from surveylm.splits import kfold_respondents
 from surveylm.survey import Survey
+from surveylm.threads import apply_thread_policy
 
 RESPONDENT_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier"]
 _VERSIONED = (
@@ -133,6 +134,7 @@ def run_imputation_benchmark(
     """
     if not isinstance(config, ImputationConfig):
         config = load_imputation_config(config)
+    threads = apply_thread_policy(config.threads, source="config")
     start = time.perf_counter()
     full, dropped = _load(config)
     for method in config.methods:
@@ -206,6 +208,7 @@ def run_imputation_benchmark(
         "dropped_without_target": dropped, "draws_per_scenario": {k: len(v) for k, v in
                                                                   units.items()},
         "wall_seconds": round(time.perf_counter() - start, 1), "versions": package_versions(),
+        "threads": threads.as_dict(),
     }  # fmt: skip
     results = ImputationResults(
         respondent, population, coverage, summary, timings, config, settings, predictions

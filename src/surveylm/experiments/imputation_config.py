@@ -65,6 +65,8 @@ class ImputationConfig(BaseModel):
             :func:`surveylm.population.multiple_imputation_shares`).
         level: Interval level of the Rubin intervals.
         n_boot: Bootstrap resamples of the respondent-metric confidence intervals.
+        threads: CPU threads of every library (:mod:`surveylm.threads`; ``None`` = the
+            available cores). ``surveylm --threads`` overrides it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -85,6 +87,7 @@ class ImputationConfig(BaseModel):
     estimand: Literal["population", "sample"] = "population"
     level: float = Field(0.95, gt=0, lt=1)
     n_boot: int = Field(200, ge=0)
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ImputationConfig:

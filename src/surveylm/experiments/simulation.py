@@ -45,6 +45,7 @@ from surveylm.models.base import Predictions
 from surveylm.progress import progress_bar
 from surveylm.splits import crossed_split, split_respondents
 from surveylm.survey import Survey
+from surveylm.threads import apply_thread_policy
 
 __all__ = ["SimulationResults", "build_split", "run_simulation_benchmark"]
 
@@ -359,6 +360,7 @@ def run_simulation_benchmark(
     for m in config.methods:
         if m.model != TRAINING_DATA:
             model_class(m.model)
+    threads = apply_thread_policy(config.threads, source="config")
     start = time.perf_counter()
     train, tests, train_s, facts = prepare_split(config)
     allitems = ItemSet.concat(list(tests.values()))
@@ -401,6 +403,7 @@ def run_simulation_benchmark(
         rest = out["overall"][~out["overall"]["reference"]]
         out["overall"] = pd.concat([rest, refs], ignore_index=True)
     facts["wall_seconds"] = round(time.perf_counter() - start, 1)
+    facts["threads"] = threads.as_dict()
     results = SimulationResults(
         overall=out["overall"], per_item=out["per_item"], per_question=out["per_question"],
         per_group=out["per_group"], diversity=pd.DataFrame(div),

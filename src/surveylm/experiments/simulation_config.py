@@ -163,6 +163,8 @@ class SimulationConfig(BaseModel):
         data_efficiency: Fractions and subsamples of the data-efficiency curves.
         n_boot: Bootstrap resamples for the intervals.
         seed: Seed of every random step.
+        threads: CPU threads of every library (:mod:`surveylm.threads`; ``None`` = the
+            available cores). ``surveylm --threads`` overrides it.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -185,6 +187,7 @@ class SimulationConfig(BaseModel):
     data_efficiency: DataEfficiencyConfig = Field(default_factory=DataEfficiencyConfig)
     n_boot: int = Field(200, ge=0)
     seed: int = 0
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _unique_names(self) -> SimulationConfig:

@@ -36,6 +36,7 @@ from surveylm.distributions import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions
+from surveylm.threads import catboost_threads
 
 MISSING = "(missing)"
 #: Feature spec: ``[(name, "categorical" | "numeric"), ...]`` in first-seen order.
@@ -313,7 +314,8 @@ class CatBoostModel(_TabularModel):
         depth: Tree depth.
         learning_rate: ``None`` lets CatBoost choose from the data size.
         l2_leaf_reg: L2 regularisation of leaf values.
-        thread_count: CPU threads (``-1`` = all).
+        thread_count: CPU threads (``-1`` = the thread policy's, :mod:`surveylm.threads`;
+            never more).
         epsilon: Smoothing of the predicted distributions.
         random_state: Seed (CatBoost's ``random_seed``).
         verbose: Unused (CatBoost's per-iteration log stays off); part of the common
@@ -351,7 +353,7 @@ class CatBoostModel(_TabularModel):
             depth=self.depth,
             learning_rate=self.learning_rate,
             l2_leaf_reg=self.l2_leaf_reg,
-            thread_count=self.thread_count,
+            thread_count=catboost_threads(self.thread_count),
             random_seed=self._seed(),
             cat_features=[n for n, k in spec if k == "categorical"],
             verbose=False,
