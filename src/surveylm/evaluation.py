@@ -11,9 +11,11 @@ Group items get the distribution metrics (means over items, every item counting 
 in SubPOP; WD over ordinal items only). Respondent items get the survey-weighted
 respondent metrics; when several target questions are pooled, a class is a
 (question, option) pair, so balanced accuracy and macro F1 equal scikit-learn's on those
-pairs. Confidence intervals are percentile bootstraps — items resampled for group items,
-respondents for respondent items — with the same resamples for every model (paired), so
-differences between rows are comparable.
+pairs. Confidence intervals are percentile bootstraps with the same resamples for every
+model (paired), so differences between rows are comparable: respondents are resampled for
+respondent items; group items are resampled by **question** (a cluster bootstrap: the groups
+of one question share its difficulty, so 12 items from 2 questions are closer to 2
+observations than to 12) when they span two or more questions, else item by item.
 """
 
 from __future__ import annotations
@@ -258,7 +260,8 @@ def _evaluate_groups(
     # Overall means with paired item bootstrap: one matrix product per chunk of resamples.
     cols = [(name, m) for name in values for m in (*DISTRIBUTION_METRICS, "format_mass")]
     v = np.column_stack([per_item.loc[per_item["model"] == n, m].to_numpy(float) for n, m in cols])
-    point, low, high, count = bootstrap_means(v, np.ones(len(f)), boot_seed, n_boot, ci)
+    clusters = qids if len(set(qids)) > 1 else None  # by question where items cluster
+    point, low, high, count = bootstrap_means(v, np.ones(len(f)), boot_seed, n_boot, ci, clusters)
     overall = pd.DataFrame({
         "model": [c[0] for c in cols], "kind": "group", "metric": [c[1] for c in cols],
         "value": point, "ci_low": low, "ci_high": high, "n_items": count,

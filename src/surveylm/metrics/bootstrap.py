@@ -30,18 +30,33 @@ def count_chunks(n: int, n_boot: int, seed: np.random.SeedSequence) -> Iterator[
 
 
 def bootstrap_means(
-    v: np.ndarray, w: np.ndarray, seed: np.random.SeedSequence, n_boot: int, ci: float
+    v: np.ndarray,
+    w: np.ndarray,
+    seed: np.random.SeedSequence,
+    n_boot: int,
+    ci: float,
+    clusters: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Weighted column means of ``v`` ignoring NaN, with percentile bootstrap intervals.
+
+    ``clusters`` (one label per row): resample whole clusters (a cluster bootstrap, Davison
+    & Hinkley 1997, sec. 3.8) — the rows of a cluster move together, so items that share a
+    question are not counted as independent evidence. ``None``: rows are resampled.
 
     Returns point estimates, interval bounds and the non-NaN count of each column.
     """
     ok = np.isfinite(v)
     v0 = np.where(ok, v, 0.0) * w[:, None]
     okw = ok * w[:, None]
+    if clusters is None:
+        unit, n_units = None, len(v)
+    else:
+        _, unit = np.unique(np.asarray(clusters), return_inverse=True)
+        n_units = int(unit.max()) + 1 if len(unit) else 0
     with np.errstate(divide="ignore", invalid="ignore"):
         point = v0.sum(axis=0) / okw.sum(axis=0)
-        reps = [c @ v0 / (c @ okw) for c in count_chunks(len(v), n_boot, seed)]
+        reps = [c @ v0 / (c @ okw) if unit is None else c[:, unit] @ v0 / (c[:, unit] @ okw)
+                for c in count_chunks(n_units, n_boot, seed)]  # fmt: skip
     low, high = percentile_interval(np.vstack(reps) if reps else np.empty((0, v.shape[1])), ci)
     return point, low, high, ok.sum(axis=0)
 
