@@ -122,7 +122,9 @@ def test_files_and_config_round_trip(tiny) -> None:
     assert len(back) == len(res.population)
     assert load_imputation_config(out / "config.yaml") == res.config
     settings = (out / "settings.json").read_text()
-    assert '"pandas"' in settings and '"wall_seconds"' in settings
+    assert '"pandas"' in settings and '"wall_seconds"' not in settings  # timings apart
+    assert '"wall_seconds"' in (out / "timings.json").read_text()
+    assert "seconds_per_fit" not in pd.read_parquet(out / "summary.parquet").columns
 
 
 def test_deterministic(tiny) -> None:

@@ -113,8 +113,13 @@ def _floor_note(items: ItemSet, path: Path) -> str | None:
     return f"noise floor from the {int(groups.sum()) - missing} items of {path.name} with an n"
 
 
+_OVERWRITE = typer.Option("--overwrite", help="Replace an existing output folder whole.")
 _LABELS = typer.Option("--labels", help="Label table (YAML/JSON) for a file's attributes/groups.")
 _STRICT = typer.Option("--strict", help="Refuse records with all-zero or mis-summing shares.")
+
+
+#: What ``surveylm items -o`` writes: Parquet item sets and three distribution layouts.
+ITEM_SUFFIXES = (".parquet", ".jsonl", ".json", ".csv")
 
 
 def _write_items(items: ItemSet, path: Path) -> None:
@@ -287,8 +292,10 @@ def items_cmd(
     """Build respondent or group items from a survey and write them."""
     with _friendly_errors():
         from surveylm.errors import DataError
+        from surveylm.io.output_paths import check_file_output
         from surveylm.items import build_group_items, build_respondent_items
 
+        check_file_output(output, ITEM_SUFFIXES, "--output")
         s = _load_survey(survey, codebook)
         if kind == "group":
             items = build_group_items(
@@ -324,8 +331,11 @@ def evaluate_cmd(
     noise-floor references)."""
     with _friendly_errors():
         from surveylm.evaluation import evaluate
+        from surveylm.io.output_paths import check_folder_output
         from surveylm.models.base import Predictions
 
+        if output is not None:
+            check_folder_output(output, "--output folder")
         item_set = _read_items(items, labels, strict)
         preds = {}
         for path in predictions:
@@ -371,9 +381,14 @@ def fit_cmd(
     ] = None,
     labels: Annotated[Path | None, _LABELS] = None,
     strict: Annotated[bool, _STRICT] = False,
+    overwrite: Annotated[bool, _OVERWRITE] = False,
 ) -> None:
-    """Fit a model on items or a distribution file and save it."""
+    """Fit a model on items or a distribution file and save it (the folder is replaced
+    whole: a crash leaves the old model or the new one)."""
     with _friendly_errors():
+        from surveylm.io.output_paths import check_folder_output
+
+        check_folder_output(output, "model folder", marker="model.json", overwrite=overwrite)
         m = _build_model(model, model_name, param)
         train = _read_items(items, labels, strict)
         m.fit(train)
@@ -398,10 +413,12 @@ def predict_cmd(
     zero-shot model."""
     with _friendly_errors():
         from surveylm.errors import ConfigError
+        from surveylm.io.output_paths import check_file_output
         from surveylm.models.base import AnswerModel
 
         if (model_dir is None) == (model is None):
             raise ConfigError("give exactly one of --model-dir and --model")
+        check_file_output(output, (".parquet",), "--output")
         m = AnswerModel.load(model_dir) if model_dir else _build_model(model, model_name, param)
         preds = m.predict(_read_items(items, labels, strict))
         preds.to_parquet(output)
@@ -436,7 +453,10 @@ def baselines_cmd(
     """
     with _friendly_errors():
         from surveylm.experiments.baselines import evaluate_baselines
+        from surveylm.io.output_paths import check_folder_output
 
+        if output is not None:
+            check_folder_output(output, "--output folder")
         s = _load_survey(survey, codebook)
         if by is None and kind == "group" and s.name == "ANES 1996":
             by = ["party,educ3", "party", "educ3", "age_group"]
@@ -458,6 +478,13 @@ def baselines_cmd(
             typer.echo(f"wrote results to {output}")
 
 
+def _check_results_folder(output: Path, overwrite: bool) -> None:
+    """A benchmark's results folder: refused when it holds results and no --overwrite."""
+    from surveylm.io.output_paths import check_folder_output
+
+    check_folder_output(output, "results folder", marker="settings.json", overwrite=overwrite)
+
+
 benchmark_app = typer.Typer(help="Run a whole comparison from a YAML config.", no_args_is_help=True)
 app.add_typer(benchmark_app, name="benchmark")
 
@@ -467,11 +494,13 @@ def benchmark_imputation_cmd(
     config: Annotated[Path, typer.Argument(help="Imputation config (YAML).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder.")],
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    overwrite: Annotated[bool, _OVERWRITE] = False,
 ) -> None:
     """Impute non-response under each scenario with each method; score and pool (Rubin)."""
     with _friendly_errors():
         from surveylm.experiments.imputation import run_imputation_benchmark
 
+        _check_results_folder(output, overwrite)
         results = run_imputation_benchmark(config, output, progress=progress)
         _show_table(results.table().reset_index(drop=True), f"imputation: {config.name}")
         typer.echo(f"wrote results to {output}")
@@ -485,11 +514,13 @@ def benchmark_simulation_cmd(
     data_efficiency: Annotated[
         bool, typer.Option(help="Also run the data-efficiency curves.")
     ] = False,
+    overwrite: Annotated[bool, _OVERWRITE] = False,
 ) -> None:
     """Predict group answer distributions on unseen questions/groups; compare methods."""
     with _friendly_errors():
         from surveylm.experiments.simulation import run_simulation_benchmark
 
+        _check_results_folder(output, overwrite)
         results = run_simulation_benchmark(config, output, progress=progress)
         table = results.table().rename_axis("method").reset_index()
         table.columns = [" ".join(x for x in c if x) if isinstance(c, tuple) else c
@@ -513,6 +544,10 @@ def demo_cmd(
         Path | None, typer.Option("--config", help="Own demo config (YAML) instead of ours.")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    overwrite: Annotated[bool, _OVERWRITE] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run in the folder.")
+    ] = False,
 ) -> None:
     """Impute vote choice and simulate group answers on ANES 1996; write report.html."""
     with _friendly_errors():
@@ -521,7 +556,8 @@ def demo_cmd(
         cfg = demo_config(quick=quick, seed=seed, path=config)
         run_dir = output or Path("runs") / ("demo-quick" if quick else "demo")
         results = run_demo(cfg, run_dir, quick=quick, progress=progress,
-                           command="surveylm " + " ".join(sys.argv[1:]))  # fmt: skip
+                           command="surveylm " + " ".join(sys.argv[1:]),
+                           overwrite=overwrite, resume=resume)  # fmt: skip
         imputation, simulation = demo_summary(results)
         _show_table(imputation, "imputing vote choice (ANES 1996): respondents and population")
         _show_table(simulation, "simulating group answer distributions: TV by split")
@@ -539,8 +575,14 @@ def report_cmd(
 ) -> None:
     """(Re)build RUN_DIR/report.html and RUN_DIR/figures/ from the run's result files."""
     with _friendly_errors():
+        from surveylm.experiments.run_folder import check_run_folder, read_run, run_status
         from surveylm.report import build_report
 
+        check_run_folder(run_dir)
+        status = run_status(read_run(run_dir))
+        if status not in ("complete", "unknown"):
+            typer.echo(f"warning: this run is incomplete ({status}); the report shows the "
+                       "stages it finished", err=True)  # fmt: skip
         typer.echo(f"wrote {build_report(run_dir)}")
 
 
@@ -561,7 +603,9 @@ def impute_cmd(
     """Write m completed datasets (mice's long format, `.imp` = 0..m) and pooled shares."""
     with _friendly_errors():
         from surveylm.impute import impute, pool_shares, write_imputations
+        from surveylm.io.output_paths import check_file_output
 
+        check_file_output(output, (".parquet", ".pq", ".csv"), "--output")
         s = _load_survey(survey, codebook)
         frame = impute(s, target, _split_list(features) or [], model, m=m, seed=seed,
                        model_params=_parse_params(param))  # fmt: skip

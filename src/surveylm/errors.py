@@ -38,6 +38,11 @@ class ModelError(SurveyLMError, RuntimeError):
     """A model that cannot be loaded or used (missing folder, unreachable hub id, bad tokenizer)."""
 
 
+class OutputError(SurveyLMError, OSError):
+    """An output path that cannot take the result (a file where a folder is wanted, a
+    folder that is not writable, an existing run that would be mixed with a new one)."""
+
+
 class NotFittedError(SurveyLMError, RuntimeError):
     """``predict`` or ``save`` was called on a model that has not been fitted."""
 

@@ -51,6 +51,9 @@ class Question:
         loc = where(question=self.id)
         if not isinstance(self.id, str) or not self.id:
             raise CodebookError(f"question id must be a non-empty string, got {self.id!r}")
+        if isinstance(self.options, str | bytes) or not isinstance(self.options, Iterable):
+            raise CodebookError(f"{loc}options must be a list of option labels, got "
+                                f"{self.options!r}")  # fmt: skip
         object.__setattr__(self, "options", tuple(str(o) for o in self.options))
         if len(self.options) < 2:
             raise CodebookError(f"{loc}needs at least 2 options, got {list(self.options)}")

@@ -18,18 +18,20 @@ reproduces the demo's imputation numbers exactly (same config, same seed). The r
       figures/           every report figure as PNG and SVG
       report.html        one self-contained file (figures embedded, no network)
 
-Stages are written as they finish (atomically), so a crash loses at most the stage that
-was running; ``surveylm report RUN_DIR`` rebuilds the report from whatever is there.
+Each stage's folder is written whole as it finishes (a sibling folder swapped in), so a
+crash loses at most the stage that was running; ``run.json`` says which stages are done
+and where an interrupted run stopped, ``run_demo(..., resume=True)`` (``surveylm demo
+--resume``) continues it, and ``surveylm report RUN_DIR`` rebuilds the report from
+whatever is there, saying when the run is incomplete.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import shutil
 import sys
-import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,68 +135,118 @@ def run_demo(
     progress: bool = True,
     report: bool = True,
     command: str | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> DemoResults:
     """Run the demo into ``output_dir`` and build ``report.html``.
 
+    Each stage writes its sub-folder whole (a sibling temporary folder swapped in), and
+    ``run.json`` records which stages are done and where a run stopped
+    (:mod:`surveylm.experiments.run_folder`).
+
     Args:
         config: A :class:`DemoConfig`, a YAML path, or ``None`` for the packaged one.
-        output_dir: The run folder (created; files already there are overwritten).
+        output_dir: The run folder (created). An existing run there is refused unless
+            ``overwrite`` (it is removed first, so no old part survives) or ``resume``.
         quick: With ``config=None``, the one-minute smoke-run config.
         progress: Progress bars per stage.
         report: Build the figures and ``report.html`` at the end.
         command: The command line to record in ``run.json``.
+        overwrite: Replace an existing run in ``output_dir``.
+        resume: Continue an interrupted run in ``output_dir``: its finished stages are
+            read back, not run again (the config must be the same).
+
+    Raises:
+        OutputError: ``output_dir`` holds a run (or other files) and neither
+            ``overwrite`` nor ``resume`` was given, or ``resume`` with another config.
     """
     from surveylm.experiments.data_efficiency import run_data_efficiency
-    from surveylm.experiments.imputation import package_versions, run_imputation_benchmark
-    from surveylm.experiments.simulation import run_simulation_benchmark
-    from surveylm.io.atomic import atomic_write_text
+    from surveylm.experiments.imputation import (
+        ImputationResults,
+        package_versions,
+        run_imputation_benchmark,
+    )
+    from surveylm.experiments.run_folder import RUN_FILE, RunRecord, read_run
+    from surveylm.experiments.simulation import SimulationResults, run_simulation_benchmark
+    from surveylm.io.atomic import atomic_write_text, remove_temporaries
+    from surveylm.io.output_paths import check_folder_output, existing_output
 
     if config is None:
         config = demo_config(quick=quick)
     elif not isinstance(config, DemoConfig):
         config = load_demo_config(config)
     run_dir = Path(output_dir)
+    check_folder_output(run_dir, "run folder", marker=RUN_FILE, overwrite=overwrite,
+                        resume=resume)  # fmt: skip
+    done: list[str] = []
+    if resume and existing_output(run_dir):
+        done = _resumable_stages(run_dir, config, read_run(run_dir))
+    elif existing_output(run_dir):  # overwrite: no part of the old run survives
+        shutil.rmtree(run_dir)
+    remove_temporaries(run_dir, recursive=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", config.to_yaml())
     versions = {**package_versions(), "platform": platform.platform()}
     atomic_write_text(run_dir / "versions.json", json.dumps(versions, indent=2))
-    out = DemoResults(run_dir=run_dir)
-    run_info: dict[str, Any] = {
-        "seed": config.seed,
-        "quick": quick,
-        "command": command or " ".join(sys.argv),
-        "started": _now(),
-        "stage_seconds": out.stage_seconds,
-    }
+    record = RunRecord(run_dir, {"seed": config.seed, "quick": quick,
+                                 "command": command or " ".join(sys.argv)})  # fmt: skip
+    out = DemoResults(run_dir=run_dir, stage_seconds=record.stage_seconds)
+    if done:
+        record.info["resumed_stages"] = list(done)
 
-    def stage(name: str, fn: Any) -> Any:
-        t0 = time.perf_counter()
-        result = fn()
-        out.stage_seconds[name] = round(time.perf_counter() - t0, 1)
-        atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
-        return result
+    def stage(name: str, fn: Any, reread: Any = None) -> Any:
+        if name in done and reread is not None:
+            record.info["stages_done"].append(name)
+            return reread()
+        with record.stage(name):
+            return fn()
 
     out.imputation = stage(
         "imputation",
         lambda: run_imputation_benchmark(config.imputation, run_dir / "imputation", progress),
+        lambda: ImputationResults.from_files(run_dir / "imputation"),
     )
     out.simulation = stage(
         "simulation",
         lambda: run_simulation_benchmark(config.simulation, run_dir / "simulation", progress),
+        lambda: SimulationResults.from_files(run_dir / "simulation"),
     )
     if config.data_efficiency:
         stage(
             "data_efficiency",
             lambda: run_data_efficiency(config.simulation, run_dir / "simulation", progress),
+            lambda: None,
         )
     if report:
         from surveylm.report import build_report
 
         out.report = stage("report", lambda: build_report(run_dir))
-    run_info["finished"] = _now()
-    run_info["wall_seconds"] = out.wall_seconds
-    atomic_write_text(run_dir / "run.json", json.dumps(run_info, indent=2))
+    record.finish()
     return out
+
+
+def _resumable_stages(run_dir: Path, config: DemoConfig, info: dict[str, Any]) -> list[str]:
+    """The stages of the run in ``run_dir`` that a resumed run keeps (refusing a run of
+    another config: its finished stages would be mixed with this one's)."""
+    from surveylm.errors import OutputError
+
+    try:
+        old = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        old = None
+    if old != config.model_dump(mode="json"):
+        raise OutputError(f"--resume: run folder '{run_dir}' was run with another config; "
+                          "pass --overwrite to replace it")  # fmt: skip
+    done = [s for s in info.get("stages_done", []) if s != "report"]
+    # a stage is kept only with every stage before it (data efficiency writes into
+    # simulation/, so it is redone when the simulation is)
+    order = ["imputation", "simulation", "data_efficiency"]
+    kept = []
+    for name in order:
+        if name not in done:
+            break
+        kept.append(name)
+    return kept
 
 
 def demo_summary(results: DemoResults) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -209,7 +261,3 @@ def demo_summary(results: DemoResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     tv = overall[overall["metric"] == "tv"]
     simulation = tv.pivot_table(index="method", columns="split", values="value", sort=False)
     return imputation.round(3), simulation.reset_index().round(3)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -23,7 +23,6 @@ Respondents who never answered the target have no truth and are dropped first, s
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Iterator
@@ -75,7 +74,7 @@ class ImputationResults:
             ``coverage``, ``coverage_se``, ``mean_width``, ``bias``, ``rmse``.
         summary: One row per scenario × method: respondent metrics (means over
             repetitions), population TV / max abs error, subgroup TV, MI coverage and
-            interval width, seconds per fit.
+            interval width (wall times are in ``timings``, apart from results).
         timings: ``scenario, method, rep, unit, seconds, n_train, n_imputed``.
         predictions: The predicted distribution of every imputed respondent, long:
             ``scenario, method, rep, unit, respondent_id, weight, option, prob, observed``
@@ -99,18 +98,25 @@ class ImputationResults:
         return self.summary.set_index(["scenario", "method"]).round(digits)
 
     def to_files(self, directory: str | Path) -> list[Path]:
-        """Write every table as Parquet and CSV, the config as YAML and the settings
-        (with package versions) as JSON into ``directory``, each atomically."""
-        from surveylm.io.atomic import atomic_write_text, write_table
+        """Write every table as Parquet and CSV, the config as YAML, the settings (with
+        package versions) as JSON and the wall time as ``timings.json`` into
+        ``directory``, replacing the folder whole
+        (:func:`~surveylm.experiments.results_folder.write_results`)."""
+        from surveylm.experiments.results_folder import write_results
 
-        directory = Path(directory)
-        paths = []
-        for name in ("summary", "respondent", "population", "coverage", "timings", "predictions"):
-            paths += write_table(getattr(self, name), directory / name)
-        paths.append(atomic_write_text(directory / "config.yaml", self.config.to_yaml()))
-        text = json.dumps(self.settings, indent=2, default=str)
-        paths.append(atomic_write_text(directory / "settings.json", text))
-        return paths
+        tables = {name: getattr(self, name) for name in _TABLES}
+        return write_results(directory, tables, self.config.to_yaml(), self.settings)
+
+    @classmethod
+    def from_files(cls, directory: str | Path) -> ImputationResults:
+        """Read back results written by :meth:`to_files` (a resumed run's finished stage)."""
+        from surveylm.experiments.results_folder import read_results
+
+        tables, config, settings = read_results(directory, _TABLES)
+        return cls(config=load_imputation_config(config), settings=settings, **tables)
+
+
+_TABLES = ("summary", "respondent", "population", "coverage", "timings", "predictions")
 
 
 def run_imputation_benchmark(
@@ -392,8 +398,7 @@ def _summary(
         sub_tv = sub.groupby([*keys, "rep", "unit", "group"], sort=False)["tv"].first()
         parts.append(sub_tv.groupby(level=keys, sort=False).mean().rename("subgroup_tv"))
     draws = per_draw.groupby(keys, sort=False).size().rename("draws")
-    secs = timings.groupby(keys, sort=False)["seconds"].mean().rename("seconds_per_fit")
-    out = pd.concat([*parts, draws, secs], axis=1).reset_index()
+    out = pd.concat([*parts, draws], axis=1).reset_index()  # timings stay in their table
     scen = {s.label(): i for i, s in enumerate(config.scenarios)}
     meth = {m.name: i for i, m in enumerate(config.methods)}
     rank = out["scenario"].map(scen) * len(meth) + out["method"].map(meth)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -97,21 +96,29 @@ class SimulationResults:
         return out.reindex(index=order, columns=pd.MultiIndex.from_tuples(cols)).fillna("")
 
     def to_files(self, directory: str | Path) -> list[Path]:
-        """Every frame as Parquet and CSV, the table as CSV, config YAML, settings JSON."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text, write_table
+        """Every frame as Parquet and CSV, the table as CSV, config YAML, settings JSON and
+        the wall time as ``timings.json``, replacing the folder whole
+        (:func:`~surveylm.experiments.results_folder.write_results`)."""
+        from surveylm.experiments.results_folder import write_results
 
-        directory = Path(directory)
-        paths = []
-        for name in ("overall", "per_item", "per_question", "per_group", "diversity",
-                     "robustness", "timings", "distributions"):  # fmt: skip
-            paths += write_table(getattr(self, name), directory / name)
-        with atomic_path(directory / "table.csv") as tmp:
-            self.table().to_csv(tmp)
-        paths.append(directory / "table.csv")
-        paths.append(atomic_write_text(directory / "config.yaml", self.config.to_yaml()))
-        text = json.dumps(self.settings, indent=2, default=str)
-        paths.append(atomic_write_text(directory / "settings.json", text))
-        return paths
+        def table_csv(folder: Path) -> None:
+            self.table().to_csv(folder / "table.csv")
+
+        tables = {name: getattr(self, name) for name in _TABLES}
+        return write_results(directory, tables, self.config.to_yaml(), self.settings,
+                             extra=table_csv)  # fmt: skip
+
+    @classmethod
+    def from_files(cls, directory: str | Path) -> SimulationResults:
+        """Read back results written by :meth:`to_files` (a resumed run's finished stage)."""
+        from surveylm.experiments.results_folder import read_results
+
+        tables, config, settings = read_results(directory, _TABLES)
+        return cls(config=load_simulation_config(config), settings=settings, **tables)
+
+
+_TABLES = ("overall", "per_item", "per_question", "per_group", "diversity", "robustness",
+           "timings", "distributions")  # fmt: skip
 
 
 # -- data -------------------------------------------------------------------------------

@@ -10,7 +10,9 @@ interchangeable in every runner and every test.
 
 from __future__ import annotations
 
+import contextvars
 import copy
+import functools
 import importlib
 import inspect
 import json
@@ -61,6 +63,11 @@ class Predictions:
             raise DataError(
                 f"{len(self.item_ids)} item ids but {len(self.distributions)} distributions"
             )
+        dup = pd.Index(self.item_ids).duplicated()
+        if dup.any():
+            first = self.item_ids[np.flatnonzero(dup)[0]]
+            raise DataError(f"{int(dup.sum())} duplicate item ids among the predictions, e.g. "
+                            f"{first!r}: each item gets one prediction")  # fmt: skip
         self.distributions = [
             check_distribution(d, context=where(item=i))
             for i, d in zip(self.item_ids, self.distributions, strict=True)
@@ -195,6 +202,11 @@ class AnswerModel(ABC):
     #: Short registry name, e.g. ``"uniform"``.
     name: ClassVar[str] = "model"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "save" in cls.__dict__:  # every model's save writes a whole folder or nothing
+            cls.save = whole_folder(cls.__dict__["save"])  # type: ignore[method-assign]
+
     def __init__(self, *, random_state: int | None = 0, verbose: bool = True) -> None:
         self.random_state = random_state
         self.verbose = verbose
@@ -288,7 +300,6 @@ class AnswerModel(ABC):
 
     def save(self, directory: str | Path) -> Path:
         """Write parameters and fitted state to ``directory/model.json`` (atomically)."""
-
         self._check_fitted()
         directory = Path(directory)
         write_model_json(self, directory, self.get_params(deep=False), self._get_state())
@@ -331,6 +342,48 @@ class AnswerModel(ABC):
             msg = f"{where(file=path)}parameters do not fit {cls.__name__} ({exc})"
             raise ModelError(msg) from None
         return model, payload["state"]
+
+
+_SAVING: contextvars.ContextVar[bool] = contextvars.ContextVar("surveylm_saving", default=False)
+
+
+def whole_folder(save: Any) -> Any:
+    """Make a model's ``save(directory)`` replace ``directory`` whole or not at all.
+
+    The wrapped ``save`` writes into a sibling temporary folder that is swapped in for
+    ``directory`` when it returns (:func:`surveylm.io.atomic.atomic_dir`), so a crash or a
+    kill leaves the old model or the new one, never new weights beside an old
+    ``model.json``. A part saved inside another model's save (a blend's ``first/``)
+    writes straight into its parent's temporary folder. Applied to every subclass's
+    ``save`` by :class:`AnswerModel` itself.
+
+    Raises:
+        OutputError: ``directory`` is a file, or a folder of other files (no
+            ``model.json``): it is never wiped.
+    """
+    if getattr(save, "_whole_folder", False):
+        return save
+
+    @functools.wraps(save)
+    def wrapper(self: AnswerModel, directory: str | Path, *args: Any, **kwargs: Any) -> Path:
+        if _SAVING.get():
+            return save(self, directory, *args, **kwargs)
+        from surveylm.io.atomic import atomic_dir
+
+        directory = Path(directory)
+        token = _SAVING.set(True)
+        try:
+            with atomic_dir(directory, marker="model.json") as tmp:
+                save(self, tmp, *args, **kwargs)
+        finally:
+            _SAVING.reset(token)
+        return directory
+
+    wrapper._whole_folder = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+AnswerModel.save = whole_folder(AnswerModel.save)  # type: ignore[method-assign]
 
 
 def write_model_json(

@@ -17,7 +17,7 @@ never hides that a baseline was guessing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from surveylm.distributions import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions
+from surveylm.models.param_checks import Rule, check_params
 
 
 def _require_targets(items: ItemSet, model: str) -> ItemSet:
@@ -81,14 +82,17 @@ class QuestionMarginalModel(AnswerModel):
     """
 
     name = "question-marginal"
+    param_rules: ClassVar[dict[str, Rule]] = {"smoothing": Rule(0.0)}
 
     def __init__(
         self, smoothing: float = 0.5, random_state: int | None = 0, verbose: bool = True
     ) -> None:
         super().__init__(random_state=random_state, verbose=verbose)
         self.smoothing = smoothing
+        check_params(self)
 
     def fit(self, items: ItemSet) -> QuestionMarginalModel:
+        check_params(self)
         train = _require_targets(items, self.name)
         self.marginals_: dict[str, np.ndarray] = {}
         frame = train.frame
@@ -138,6 +142,7 @@ class GroupMarginalModel(AnswerModel):
     """
 
     name = "group-marginal"
+    param_rules: ClassVar[dict[str, Rule]] = {"smoothing": Rule(0.0)}
 
     def __init__(
         self,
@@ -149,6 +154,7 @@ class GroupMarginalModel(AnswerModel):
         super().__init__(random_state=random_state, verbose=verbose)
         self.by = by
         self.smoothing = smoothing
+        check_params(self)
 
     def _cell_key(self, kind: str, qid: str, group: Any, context: dict[str, Any]) -> str:
         if kind == "group":
@@ -161,6 +167,7 @@ class GroupMarginalModel(AnswerModel):
         return qid + "\x1f" + "\x1f".join(f"{k}={context.get(k)}" for k in keys)
 
     def fit(self, items: ItemSet) -> GroupMarginalModel:
+        check_params(self)
         train = _require_targets(items, self.name)
         self.marginal_ = QuestionMarginalModel(smoothing=0.5).fit(train)
         cells: dict[str, list[int]] = {}

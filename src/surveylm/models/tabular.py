@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from surveylm.distributions import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions
+from surveylm.models.param_checks import Rule, check_params
 from surveylm.threads import catboost_threads
 
 MISSING = "(missing)"
@@ -105,6 +106,10 @@ def smooth(q: np.ndarray, epsilon: float) -> np.ndarray:
     return (q + epsilon) / (q.sum(axis=-1, keepdims=True) + k * epsilon)
 
 
+#: A probability floor: at least 0, below 1.
+_EPSILON = Rule(0.0, below=1.0)
+
+
 class _TabularModel(AnswerModel):
     """Shared fit/predict: one estimator per target question (see module docstring)."""
 
@@ -117,6 +122,7 @@ class _TabularModel(AnswerModel):
         return est.fit(x, y, sample_weight=w)
 
     def fit(self, items: ItemSet) -> _TabularModel:
+        check_params(self)
         require_respondent_items(items, self.name)
         train = items.filter(known_target=True)
         if len(train) == 0:
@@ -225,6 +231,9 @@ class LogisticModel(_TabularModel):
     """
 
     name = "logistic"
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "C": Rule(0.0, strict=True), "max_iter": Rule(1, integer=True), "epsilon": _EPSILON,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -240,6 +249,7 @@ class LogisticModel(_TabularModel):
         self.max_iter = max_iter
         self.solver = solver
         self.epsilon = epsilon
+        check_params(self)
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
         from sklearn.linear_model import LogisticRegression
@@ -270,6 +280,10 @@ class RandomForestModel(_TabularModel):
     """
 
     name = "random-forest"
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "n_estimators": Rule(1, integer=True), "min_samples_leaf": Rule(1, integer=True),
+        "epsilon": _EPSILON,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -287,6 +301,7 @@ class RandomForestModel(_TabularModel):
         self.max_features = max_features
         self.n_jobs = n_jobs
         self.epsilon = epsilon
+        check_params(self)
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
         from sklearn.ensemble import RandomForestClassifier
@@ -323,6 +338,11 @@ class CatBoostModel(_TabularModel):
     """
 
     name = "catboost"
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "iterations": Rule(1, integer=True), "depth": Rule(1, integer=True),
+        "learning_rate": Rule(0.0, strict=True, optional=True), "l2_leaf_reg": Rule(0.0),
+        "epsilon": _EPSILON,
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -342,6 +362,7 @@ class CatBoostModel(_TabularModel):
         self.l2_leaf_reg = l2_leaf_reg
         self.thread_count = thread_count
         self.epsilon = epsilon
+        check_params(self)
 
     def _make_estimator(self, spec: FeatureSpec) -> Any:
         try:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from surveylm.experiments.run_folder import run_status
 from surveylm.report import figures as F
 from surveylm.report.data import SPLIT_LABELS, RunData, load_run
-from surveylm.report.findings import findings
+from surveylm.report.findings import bottom_line, findings
 from surveylm.report.html import (
     Figure,
     ci_table,
@@ -26,6 +27,13 @@ from surveylm.report.html import (
     run_summary_rows,
     section,
     table_html,
+)
+from surveylm.report.labels import (
+    MIN_COVERAGE_DRAWS,
+    mark_references,
+    observed_imputed,
+    split_sizes,
+    weighting,
 )
 from surveylm.report.methods import MULTIPLE_IMPUTATION, methods_html, used_format
 
@@ -48,6 +56,8 @@ NAV_LABELS = {
 }  # fmt: skip
 #: Simulation ``min_n`` when a run folder has no simulation config (the config default).
 DEFAULT_MIN_N = 20
+#: The uniform guess, as :func:`~surveylm.report.labels.mark_references` names it.
+UNIFORM = "uniform (ref)"
 
 
 def _names(cfg: dict[str, Any], key: str = "methods") -> list[str]:
@@ -56,6 +66,16 @@ def _names(cfg: dict[str, Any], key: str = "methods") -> list[str]:
 
 def _scenario_names(cfg: dict[str, Any]) -> list[str]:
     return [str(s["name"]) for s in cfg.get("scenarios") or [] if s.get("name")]
+
+
+def dataset_title(dataset: str | None) -> str:
+    """A built-in dataset's name in words ("American National Election Studies 1996
+    (statsmodels subset)"), else the id or file name as it is."""
+    from surveylm.datasets import DATASETS
+
+    if dataset in DATASETS:
+        return DATASETS[dataset].description.split(":")[0]
+    return Path(dataset).name if dataset else "survey"
 
 
 def _question_texts(dataset: str | None) -> dict[str, str]:
@@ -77,6 +97,7 @@ class _Builder:
         self.drawn: list[str] = []
         self.imp_cfg = (data.imputation or {}).get("config") or {}
         self.sim_cfg = (data.simulation or {}).get("config") or {}
+        self.weighting = weighting(data) or "weighted where the survey has weights"
 
     def figure(self, name: str, draw: Callable[[], Any], alt: str, caption: str) -> str:
         """Draw, save (PNG + SVG) and embed one figure; a note if drawing fails."""
@@ -108,15 +129,23 @@ class _Builder:
             )
         what = (
             "<p><b>What this shows.</b> On the "
-            f"{esc(d.dataset or 'survey')} data this run compares "
+            f"{esc(dataset_title(d.dataset))} data ({esc(self.weighting)}) this run compares "
             + "; and ".join(parts)
             + ". Every interval is a 95% interval; every number below comes from the tidy "
-            "files in this run folder.</p>"
+            "files in this run folder. Names marked <b>(ref)</b> are references (the uniform "
+            "guess, the sampling-noise floor, a random share of the real training "
+            "respondents), never ranked among the methods.</p>"
         )
         if d.run.get("quick"):
             what += (
                 "<p class='warn'>This is a <code>--quick</code> smoke run: tiny settings "
                 "that show everything runs, not what the methods can do.</p>"
+            )
+        status = run_status(d.run) if d.run else "unknown"
+        if status not in ("complete", "unknown"):
+            what += (
+                f"<p class='warn'>This run is incomplete: {esc(status)}. Only the stages "
+                "it finished are shown; rerun with <code>--resume</code> to finish it.</p>"
             )
         groups = [(name, items) for name, items in findings(d) if items]
         found = "".join(
@@ -127,8 +156,17 @@ class _Builder:
         )
         if found:
             found = "<h3>Key findings (computed from the results)</h3>" + found
+        lines = bottom_line(d)
+        bottom = (
+            "<div class='box bottom-line' id='bottom-line'><h3>Bottom line (computed from the "
+            "results)</h3><ul class='findings'>"
+            + "".join(f"<li>{esc(t)}</li>" for t in lines)
+            + "</ul></div>"
+            if lines
+            else ""
+        )
         meta = table_html(run_summary_rows(d), cls="meta", header=False)
-        return section("summary", "Run", meta + what + found)
+        return section("summary", "Run", bottom + meta + what + found)
 
     def imputation(self) -> list[tuple[str, str, str]]:
         d = self.data
@@ -159,27 +197,44 @@ class _Builder:
         if resp is not None:
             body = self.figure(
                 "respondent_metrics",
-                lambda: F.respondent_metrics(resp, methods, scenarios),
+                lambda: F.respondent_metrics(resp, methods, scenarios, reference=UNIFORM),
                 "Accuracy and log loss of the imputed respondents per method and scenario",
-                "Scored on the respondents whose answer was hidden (survey-weighted; 95% "
-                "paired-bootstrap intervals). Higher accuracy and lower log loss are better; "
-                "the dotted line is the uniform guess.",
+                f"Scored on the respondents whose answer was hidden ({esc(self.weighting)}; "
+                f"{esc(_scored_text(resp))}; 95% paired-bootstrap intervals over "
+                "respondents). Higher accuracy and lower log loss are better; the dotted line "
+                "is the uniform guess (ref).",
             )
         else:
             body = note("No respondent-level results (respondent.parquet absent).")
         summary = d.table("imputation", "summary")
+        timings = d.table("imputation", "timings")
+        if (summary is not None and timings is not None and "seconds" in timings
+                and "seconds_per_fit" not in summary):
+            secs = timings.groupby(["scenario", "method"], sort=False)["seconds"].mean()
+            summary = summary.merge(secs.rename("seconds_per_fit").reset_index(),
+                                    on=["scenario", "method"], how="left")  # fmt: skip
         if summary is not None:
             names = {
                 "scenario": "scenario", "method": "method", "accuracy": "accuracy",
                 "log_loss": "log loss", "brier": "Brier", "tv": "share TV",
                 "subgroup_tv": "subgroup share TV", "seconds_per_fit": "seconds per fit",
             }  # fmt: skip
+            sizes = observed_imputed(timings)
+            if sizes is not None:
+                summary = summary.merge(
+                    sizes.rename(columns={"observed": "n observed", "imputed": "n imputed"})[
+                        ["scenario", "n observed", "n imputed"]
+                    ], on="scenario", how="left",
+                )  # fmt: skip
+                names = {**names, "n observed": "n observed", "n imputed": "n imputed"}
             shown = summary[[c for c in names if c in summary.columns]].rename(columns=names)
             body += (
                 "<h3>Summary table</h3>"
                 + table_html(shown, {"seconds per fit": 2})
                 + (
-                    "<p class='note'>Share TV: total variation between the estimated and the true "
+                    "<p class='note'>n observed / n imputed: respondents whose answer was kept "
+                    "/ hidden, per missing-data draw. "
+                    "Share TV: total variation between the estimated and the true "
                     "full-sample shares (observed plus expected imputed answers); "
                     "subgroup share TV: the same within subgroups of "
                     f"{esc(cfg.get('group_by') or '—')} with at least "
@@ -192,15 +247,16 @@ class _Builder:
         body = (
             self.figure(
                 "reliability",
-                lambda: F.reliability(pred, methods, scenarios),
+                lambda: F.reliability(pred, methods, scenarios, exclude=(UNIFORM,)),
                 "Reliability diagram of imputed respondents' predicted probabilities, one panel "
                 "per scenario, with the expected calibration error of each method",
                 "Predicted probability (binned in tenths) against how often that answer was the "
-                "true one (weighted). On the dotted diagonal a method is calibrated. One panel per "
-                "scenario because a convenience sample changes who is imputed, and calibration "
-                "with it. ECE: weighted mean gap to the diagonal. Bins with fewer than 5 "
-                "respondents are not drawn; the uniform guess is a single point at 1/k and left "
-                "out.",
+                f"true one ({esc(self.weighting)}). On the dotted diagonal a method is "
+                "calibrated; the number beside a point is the respondents in its bin. One "
+                "panel per scenario because a convenience sample changes who is imputed, and "
+                "calibration with it. ECE: weighted mean gap to the diagonal. Bins with fewer "
+                "than 5 respondents are not drawn, nor a method with fewer than 3 such bins; the "
+                "uniform guess is a single point at 1/k and left out.",
             )
             if pred is not None
             else note(
@@ -215,8 +271,12 @@ class _Builder:
             if len(options) == 2:
                 cov = cov[cov["option"] == options[0]]
             show = cov.assign(
-                mean_width=100 * cov["mean_width"], bias=100 * cov["bias"], rmse=100 * cov["rmse"]
-            )[["scenario", "method", "option", "draws", "coverage", "mean_width", "bias", "rmse"]]
+                mean_width=100 * cov["mean_width"], bias=100 * cov["bias"], rmse=100 * cov["rmse"],
+                coverage=[f"{c:.2f}" if d >= MIN_COVERAGE_DRAWS else "too few draws"
+                          for c, d in zip(cov["coverage"], cov["draws"], strict=True)],
+            )  # fmt: skip
+            show = show[["scenario", "method", "option", "draws", "coverage", "mean_width", "bias",
+                         "rmse"]]  # fmt: skip
             show = show.rename(
                 columns={
                     "mean_width": "mean width (pts)",
@@ -228,10 +288,11 @@ class _Builder:
             body = (
                 f"<p>Share of missing-data draws whose {100 * float(level):.0f}% Rubin "
                 "interval contains the true full-sample share, and the intervals' mean width "
-                "in percentage points. With few draws per scenario coverage is coarse (it "
-                "is 0 or 1 for a single draw).</p>"
+                "in percentage points. Coverage is a rate over draws: with fewer than "
+                f"{MIN_COVERAGE_DRAWS} draws it is shown as “too few draws” (one draw gives "
+                "only 0 or 1); width, bias and RMSE are still means over the draws.</p>"
                 + table_html(
-                    show, {"coverage": 2, "mean width (pts)": 1, "bias (pts)": 1, "RMSE (pts)": 1}
+                    show, {"mean width (pts)": 1, "bias (pts)": 1, "RMSE (pts)": 1}
                 )
             )
         else:
@@ -250,25 +311,29 @@ class _Builder:
         if overall is not None:
             body = self.figure(
                 "distribution_metrics",
-                lambda: F.distribution_metrics(overall, methods),
+                lambda: F.distribution_metrics(overall, methods, exclude=(UNIFORM,)),
                 "Total variation, Wasserstein distance and Jensen-Shannon divergence of "
                 "predicted to held-out group distributions per method and split",
                 "Distance between each method's predicted and the held-out respondents' answer "
-                "distribution, averaged over question × group items (95% bootstrap intervals "
-                "over items). Lower is better. Dotted: the uniform distribution; dashed: the "
+                "distribution, averaged over question × group items (95% bootstrap intervals, "
+                "resampling whole questions where a split has several). Lower is better. "
+                "Dotted: the uniform distribution; dashed: the "
                 "sampling-noise floor (a second sample of the same size from the true "
                 "distribution is this far off).",
             )
             tv = overall[overall["metric"] == "tv"]
             body += "<h3>Total variation by split</h3>" + table_html(
-                ci_table(
-                    tv,
-                    "method",
-                    "split",
-                    [*methods, "uniform (ref)", "noise floor (ref)"],
-                    list(SPLIT_LABELS),
+                _with_n(
+                    ci_table(
+                        tv, "method", "split", [*methods, UNIFORM, "noise floor (ref)"],
+                        list(SPLIT_LABELS),
+                    ), split_sizes(d.table("simulation", "distributions")),
                 )
-            )
+            ) + (
+                "<p class='note'>n: the split's question × group items, the questions they "
+                "come from and their groups; 95% intervals resample whole questions. A split "
+                "on fewer than 3 questions is too small to rank methods on.</p>"
+            )  # fmt: skip
         else:
             body = note("No overall simulation results (overall.parquet absent).")
         out.append(("distribution", "Simulation: distance to human answer distributions", body))
@@ -281,7 +346,8 @@ class _Builder:
                 texts = _question_texts(d.dataset)
                 body = self.figure(
                     "predicted_vs_human",
-                    lambda: F.predicted_vs_human(dist, pairs, methods, question_text=texts),
+                    lambda: F.predicted_vs_human(dist, pairs, methods, exclude=(UNIFORM,),
+                                                 question_text=texts),
                     "Predicted and human answer distributions for six question and group "
                     "pairs, unseen groups and questions first",
                     "Grey bars: the held-out respondents of the group; markers: each method's "
@@ -409,6 +475,22 @@ class _Builder:
         return section("reproduce", "Reproduce", f"<div class='box'>{body}</div>")
 
 
+def _scored_text(resp: Any) -> str:
+    """``"n = 150 (MCAR 50%), 262 (under 30) respondents scored"``."""
+    n = resp.groupby("scenario", sort=False)["n_items"].max()
+    return "n = " + ", ".join(f"{int(v)} ({k})" for k, v in n.items()) + " respondents scored"
+
+
+def _with_n(wide: Any, sizes: Any) -> Any:
+    """The TV table's split columns headed with their n (items, questions, groups)."""
+    if sizes is not None:
+        names = {SPLIT_LABELS.get(r.split, r.split): f"{SPLIT_LABELS.get(r.split, r.split)} "
+                 f"(n = {r.items} items, {r.questions} questions, {r.groups} groups)"
+                 for r in sizes.itertuples(index=False)}  # fmt: skip
+        wide = wide.rename(columns=names)
+    return wide
+
+
 def _scenario_text(s: dict[str, Any]) -> str:
     keys = [k for k in s if k not in ("name", "kind")]
     return s.get("kind", "") + (": " if keys else "") + ", ".join(f"{k} {s[k]}" for k in keys)
@@ -425,7 +507,7 @@ def build_report(run_dir: str | Path) -> Path:
     note; figures of an earlier build that can no longer be drawn are removed."""
     from surveylm.io.atomic import atomic_write_text
 
-    data = load_run(run_dir)
+    data = mark_references(load_run(run_dir))
     b = _Builder(data)
     header = b.header()
     sections = b.imputation() + b.simulation()
@@ -437,6 +519,7 @@ def build_report(run_dir: str | Path) -> Path:
         if name not in b.drawn:
             for ext in ("png", "svg"):
                 (b.fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
-    title = f"surveylm report: {data.dataset or data.run_dir.name}"
+    name = dataset_title(data.dataset) if data.dataset else data.run_dir.name
+    title = f"surveylm report: {name}"
     subtitle = _html.escape(f"run folder {data.run_dir.name}")
     return atomic_write_text(data.run_dir / "report.html", page(title, subtitle, nav, body))
