@@ -17,6 +17,7 @@ import pytest
 from demo_fixtures import baseline_demo_config
 from surveylm.experiments.demo import run_demo
 from surveylm.report import FIGURES, build_report
+from surveylm.report.data import SPLIT_LABELS
 from surveylm.report.figures import calibration_bins, example_pairs, expected_calibration_error
 
 CONFIG = baseline_demo_config(seed=3)
@@ -84,7 +85,8 @@ def test_findings_come_from_the_numbers(built) -> None:
     ll = resp[(resp["metric"] == "log_loss") & (resp["method"] != "uniform")]
     for scenario, part in ll.groupby("scenario"):
         best = part.sort_values("value").iloc[0]
-        assert f"{scenario}: {best['method']} imputes with the lowest log loss" in html
+        assert re.search(rf"{re.escape(scenario)} \(n = \d+ observed, \d+ imputed per draw; "
+                         rf"\d+ draws?\): {best['method']} imputes with the lowest log loss", html)
     pop = pd.read_parquet(run / "imputation" / "population.parquet")
     truth = pop[pop["group"].isna()]["truth"].iloc[0]
     assert f"is {100 * truth:.1f}%." in html
@@ -185,3 +187,43 @@ def test_example_pairs_leave_out_many_option_questions_while_others_remain():
     assert "income" not in set(example_pairs(dist, 30, k=4)["question_id"])
     # Only when nothing else is left is the wide question drawn.
     assert "income" in set(example_pairs(dist, 30, k=6)["question_id"])
+
+
+def test_bottom_line_names_every_method_worse_than_a_reference(built) -> None:
+    run, html = built
+    assert "id='bottom-line'" in html
+    start = html.index("id='bottom-line'")
+    bottom = html[start:html.index("</div>", start)]
+    resp = pd.read_parquet(run / "imputation" / "respondent.parquet")
+    ll = resp[resp["metric"] == "log_loss"].groupby(["scenario", "method"])["value"].mean()
+    for scenario in ll.index.get_level_values(0).unique():
+        part = ll.loc[scenario]
+        worse = [m for m in part.index if m != "uniform" and part[m] > part["uniform"]]
+        line = next(li for li in bottom.split("<li>") if f"({scenario}, " in li
+                    and "log loss" in li)  # fmt: skip
+        for m in worse:
+            assert m in line.split("worse than uniform (ref)")[1], (scenario, m, line)
+    overall = pd.read_parquet(run / "simulation" / "overall.parquet")
+    tv = overall[overall["metric"] == "tv"]
+    for split in ("seen_q/unseen_g", "unseen_q/unseen_g"):
+        line = next(li for li in bottom.split("<li>") if SPLIT_LABELS[split] + " (" in li)
+        assert re.search(r"n = \d+ items from \d+ questions?", line), line
+        part = tv[tv["split"] == split].set_index("method")["value"]
+        ref = part["training data 25%"]
+        for m in ("question marginal", "group marginal"):
+            if part[m] > ref:
+                assert m in line.split("worse than training data 25% (ref)")[1], line
+
+
+def test_references_are_marked_and_never_ranked(built) -> None:
+    _, html = built
+    text = re.sub(r"<[^>]+>", " ", html)
+    assert "training data 25% (ref)" in text and "uniform (ref)" in text
+    assert not re.search(r"training data 25%(?! \(ref\))", text)  # marked everywhere
+    assert not re.search(r"lowest TV is [^,(]*\(ref\)", text)
+    assert not re.search(r"closest is [^(]*\(ref\)", text)
+    assert not re.search(r"(use|best is) [^(;]*\(ref\)", text)
+    assert "unweighted" in text and "survey-weighted" not in text  # ANES 1996: weights all 1
+    assert "too few draws" in text  # 1-2 draws per scenario: no coverage rate
+    assert re.search(r"unseen questions × unseen groups \(n = \d+ items, 2 questions", text)
+    assert "too few questions to rank methods" in text

@@ -27,7 +27,8 @@ SPLIT_LABELS = {
     "unseen_survey": "unseen survey (its questions and groups)",
 }
 IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings")
-SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings")
+SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings",
+                     "per_item")  # fmt: skip
 
 
 @dataclass(eq=False)

@@ -185,6 +185,13 @@ def vote_share(
     meths = _order(full["method"], methods)
     styles = method_styles(_order(full["method"], methods))
     with _style():
+        lims = {}  # one x-axis for every scenario of an option, so panels compare at a glance
+        for opt in opts:
+            part = full[full["option"] == opt]
+            vals = 100 * part[["estimate", "lower", "upper", "truth"]].astype(float).to_numpy()
+            lo, hi = np.nanmin(vals), np.nanmax(vals)
+            pad = 0.05 * (hi - lo) if hi > lo else 1.0
+            lims[opt] = (lo - pad, hi + pad)
         fig, axes = _subplots(
             len(opts), len(scen), figsize=(2.6 * len(scen) + 1.6, 0.36 * len(meths) * len(opts)
                                            + 1.3 * len(opts) + 0.2),
@@ -201,6 +208,7 @@ def vote_share(
                 if len(truth):
                     ax.axvline(100 * truth.iloc[0], color="black", lw=1.2, ls="--", zorder=0)
                 ax.set_title(_wrap(s, 30))
+                ax.set_xlim(*lims[opt])
                 ax.set_xlabel(f"{shorten(opt, 28)} share (%)")
                 ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
         handles = [
@@ -253,8 +261,9 @@ def respondent_metrics(
         handles = [Line2D([], [], color="#333333", marker="o", lw=1.6,
                           label="estimate, 95% bootstrap interval")]  # fmt: skip
         if reference is not None and reference in set(df["method"]):
+            label = reference if reference.endswith("(ref)") else f"{reference} (reference)"
             handles.append(Line2D([], [], color=REFERENCE_COLOR, ls=":", lw=1.4,
-                                  label=f"{reference} (reference)"))  # fmt: skip
+                                  label=label))  # fmt: skip
         _legend_below(fig, handles, 2)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
@@ -300,13 +309,16 @@ def reliability(
     n_bins: int = 10,
     min_count: int = 5,
     exclude: Sequence[str] = ("uniform",),
+    min_bins: int = 3,
 ) -> Figure:
     """Reliability diagram of the imputed respondents' predicted distributions: one panel
     per scenario (calibration under a convenience sample is what differs from MCAR), one
     line per method, the diagonal for perfect calibration; the legend gives each method's
     ECE. For a two-option target the first option's probability is binned (the other is
     its mirror image); otherwise every option's probability is (class-wise pooled). Bins
-    with fewer than ``min_count`` predictions are not drawn (but count in the ECE).
+    with fewer than ``min_count`` predictions are not drawn (but count in the ECE), nor a
+    method with fewer than ``min_bins`` such bins (a handful of points is no curve); each
+    drawn point is labelled with its count.
     ``exclude``: methods that predict one constant (uniform) — a single point."""
     options = list(dict.fromkeys(predictions["option"]))
     xlabel = "predicted probability (every option)"
@@ -332,9 +344,16 @@ def reliability(
                     continue
                 color, marker = styles[m]
                 shown = b[b["count"] >= min_count]
+                ece = expected_calibration_error(b)
+                if len(shown) < min_bins:
+                    handles.append(Line2D([], [], color=color, marker=marker, lw=0, label=(
+                        f"{shorten(m, 24)}  ECE {ece:.3f} (too few bins to draw)")))  # fmt: skip
+                    continue
                 ax.plot(shown["predicted"], shown["observed"], color=color, marker=marker,
                         ms=5.5, lw=1.3, mec="white", mew=0.5)  # fmt: skip
-                ece = expected_calibration_error(b)
+                for r in shown.itertuples(index=False):
+                    ax.annotate(f"{int(r.count)}", (r.predicted, r.observed), xytext=(3, 3),
+                                textcoords="offset points", fontsize=6, color=color)  # fmt: skip
                 handles.append(Line2D([], [], color=color, marker=marker, lw=1.3,
                                       label=f"{shorten(m, 24)}  ECE {ece:.3f}"))  # fmt: skip
             ax.set_xlim(-0.02, 1.02)

@@ -13,8 +13,15 @@ import numpy as np
 import pandas as pd
 
 from surveylm.report.data import SPLIT_LABELS, RunData
+from surveylm.report.labels import (
+    MIN_RANK_QUESTIONS,
+    is_reference,
+    observed_imputed,
+    split_sizes,
+)
 
 __all__ = [
+    "bottom_line",
     "data_efficiency_findings",
     "findings",
     "imputation_findings",
@@ -47,33 +54,59 @@ def _models(config: dict, model: str) -> list[str]:
     return [m["name"] for m in config.get("methods") or [] if m.get("model") == model]
 
 
-def imputation_findings(respondent: pd.DataFrame | None, config: dict) -> list[str]:
-    """Per scenario: the lowest log loss (and whether the runner-up's interval overlaps),
-    and the methods whose log loss is worse than predicting every option equally."""
+def _worse(ranked: pd.DataFrame, ref: pd.Series, name: str, higher_better: bool = False) -> str:
+    """``". Worse than NAME (v): a (v), b (v)"`` — every method whose estimate is worse
+    than the reference's ("clearly" where its whole interval is)."""
+    sign = -1 if higher_better else 1
+    worse = ranked[sign * (ranked["value"] - ref["value"]) > 0]
+    if worse.empty:
+        return ""
+    parts = []
+    for r in worse.itertuples(index=False):
+        clear = (r.ci_high < ref["value"]) if higher_better else (r.ci_low > ref["value"])
+        parts.append(f"{r.method} ({r.value:.3f}{', clearly' if clear else ''})")
+    return f". Worse than {name} ({ref['value']:.3f}): {_join(parts)}"
+
+
+def _sizes_text(sizes: pd.DataFrame | None, scenario: str) -> str:
+    if sizes is None or scenario not in set(sizes["scenario"]):
+        return ""
+    r = sizes.set_index("scenario").loc[scenario]
+    draws = f"{r['draws']} draw{'s' if r['draws'] != 1 else ''}"
+    return f" (n = {r['observed']} observed, {r['imputed']} imputed per draw; {draws})"
+
+
+def _log_loss(respondent: pd.DataFrame) -> pd.DataFrame:
+    ll = respondent[respondent["metric"] == "log_loss"]
+    cols = ["value", "ci_low", "ci_high", "n_items"]
+    return ll.groupby(["scenario", "method"], sort=False)[cols].mean().reset_index()
+
+
+def imputation_findings(
+    respondent: pd.DataFrame | None, config: dict, timings: pd.DataFrame | None = None
+) -> list[str]:
+    """Per scenario (with its observed / imputed n): the lowest log loss among the methods
+    (references never ranked), whether the runner-up's interval overlaps, and every method
+    whose log loss is worse than the uniform guess (ref)."""
     if respondent is None:
         return []
-    ll = respondent[respondent["metric"] == "log_loss"]
-    ll = (ll.groupby(["scenario", "method"], sort=False)[["value", "ci_low", "ci_high"]]
-          .mean().reset_index())  # fmt: skip
-    uniform = set(_models(config, "uniform"))
+    sizes = observed_imputed(timings)
     out = []
-    for scenario, part in ll.groupby("scenario", sort=False):
-        ranked = part[~part["method"].isin(uniform)].sort_values("value")
+    for scenario, part in _log_loss(respondent).groupby("scenario", sort=False):
+        refs = part[part["method"].map(is_reference)]
+        ranked = part[~part["method"].map(is_reference)].sort_values("value")
         if ranked.empty:
             continue
         best = ranked.iloc[0]
-        text = f"{scenario}: {best['method']} imputes with the lowest log loss, {_ci(best)}"
+        text = (f"{scenario}{_sizes_text(sizes, scenario)}: {best['method']} imputes with the "
+                f"lowest log loss, {_ci(best)}")  # fmt: skip
         if len(ranked) > 1:
             second = ranked.iloc[1]
             verdict = ("the intervals overlap, so the two are not clearly apart"
                        if _overlap(best, second) else "the intervals do not overlap")  # fmt: skip
             text += f"; next is {second['method']}, {_ci(second)} ({verdict})"
-        ref = part[part["method"].isin(uniform)]
-        if len(ref):
-            worse = ranked[ranked["ci_low"] > ref["value"].iloc[0]]["method"].tolist()
-            if worse:
-                text += (f". Worse than the uniform guess ({ref['value'].iloc[0]:.3f}): "
-                         f"{_join(worse)}")  # fmt: skip
+        for r in refs.itertuples(index=False):
+            text += _worse(ranked, pd.Series(r._asdict()), r.method)
         out.append(text + ".")
     return out
 
@@ -96,7 +129,8 @@ def vote_share_findings(population: pd.DataFrame | None, target: str = "") -> li
         by = err.groupby("method", sort=False).agg(
             err=("err", "mean"), est=("estimate", "mean"), covered=("covered", "all")
         )
-        best = by["err"].idxmin()
+        methods = by[~by.index.map(is_reference)]
+        best = (methods if len(methods) else by)["err"].idxmin()
         miss = by.index[~by["covered"].astype(bool)].tolist()
         text = (f"{scenario}: closest is {best} ({100 * by.loc[best, 'est']:.1f}%, off by "
                 f"{100 * by.loc[best, 'err']:.1f} points)")  # fmt: skip
@@ -106,25 +140,47 @@ def vote_share_findings(population: pd.DataFrame | None, target: str = "") -> li
     return out
 
 
-def simulation_findings(overall: pd.DataFrame | None, config: dict) -> list[str]:
-    """On unseen groups: the best method by TV against the references, and DSA against
-    the KL fine-tuned encoder (the comparison of Huang, Li, Shao 2025)."""
+def _split_n(sizes: pd.DataFrame | None, split: str) -> tuple[str, int | None]:
+    """``"n = 12 items from 2 questions, 3 groups"`` and the number of questions."""
+    if sizes is None or split not in set(sizes["split"]):
+        return "", None
+    r = sizes.set_index("split").loc[split]
+    q = int(r["questions"])
+    return (f"n = {int(r['items'])} items from {q} question{'s' if q != 1 else ''}, "
+            f"{int(r['groups'])} groups"), q  # fmt: skip
+
+
+def simulation_findings(
+    overall: pd.DataFrame | None, config: dict, distributions: pd.DataFrame | None = None
+) -> list[str]:
+    """Per split (with its items and questions): the lowest TV among the methods against
+    the references (never ranked), every method worse than a reference other than the
+    noise floor, or that the split is too small to rank; and DSA against the KL fine-tuned
+    encoder (the comparison of Huang, Li, Shao 2025)."""
     if overall is None:
         return []
     tv = overall[overall["metric"] == "tv"]
-    is_ref = tv["reference"].astype(bool)
+    sizes = split_sizes(distributions)
     out = []
-    uniform = set(_models(config, "uniform"))
-    for split in ("seen_q/unseen_g", "unseen_q/unseen_g"):
-        part = tv[(tv["split"] == split) & ~is_ref & ~tv["method"].isin(uniform)]
-        if part.empty:
+    for split in [s for s in SPLIT_LABELS if s in set(tv["split"])]:
+        part = tv[tv["split"] == split]
+        is_ref = part["method"].map(is_reference)
+        ranked, refs = part[~is_ref].sort_values("value"), part[is_ref]
+        if ranked.empty:
             continue
-        best = part.sort_values("value").iloc[0]
-        refs = tv[(tv["split"] == split) & is_ref].set_index("method")["value"]
-        text = f"{SPLIT_LABELS[split].capitalize()}: lowest TV is {best['method']}, {_ci(best)}"
-        if "noise floor (ref)" in refs and "uniform (ref)" in refs:
-            text += (f" (uniform {refs['uniform (ref)']:.3f}, sampling-noise floor "
-                     f"{refs['noise floor (ref)']:.3f})")  # fmt: skip
+        n_text, n_questions = _split_n(sizes, split)
+        label = SPLIT_LABELS[split].capitalize() + (f" ({n_text})" if n_text else "")
+        ref_text = ", ".join(f"{r.method} {r.value:.3f}" for r in refs.itertuples(index=False))
+        best = ranked.iloc[0]
+        if n_questions is not None and n_questions < MIN_RANK_QUESTIONS:
+            text = (f"{label}: too few questions to rank methods (fewer than "
+                    f"{MIN_RANK_QUESTIONS}); lowest TV {best['method']} {_ci(best)}")  # fmt: skip
+        else:
+            text = f"{label}: lowest TV is {best['method']}, {_ci(best)}"
+        text += f" ({ref_text})" if ref_text else ""
+        for r in refs.itertuples(index=False):
+            if not str(r.method).startswith("noise floor"):
+                text += _worse(ranked, pd.Series(r._asdict()), r.method)
         out.append(text + ".")
     dsa = _models(config, "dsa")
     kl = [m["name"] for m in config.get("methods") or []
@@ -154,12 +210,16 @@ def data_efficiency_findings(worth: pd.DataFrame | None) -> list[str]:
     last = worth[(worth["fraction"] == top) & (worth["method"] != "training data")]
     parts = []
     for r in last.itertuples(index=False):
-        sign = "≤ " if np.isclose(r.equivalent_fraction, lo) else "≈ "
-        parts.append(f"{r.method} {sign}{100 * r.equivalent_fraction:.0f}%")
+        share = f"{100 * r.equivalent_fraction:.0f}%"
+        if np.isclose(r.equivalent_fraction, lo):
+            parts.append(f"{r.method} is no better than {share} of them or fewer")
+        else:
+            parts.append(f"{r.method} is as accurate as about {share} of them")
     if not parts:
         return []
-    return [f"Data efficiency: trained on {100 * top:.0f}% of the training respondents, each "
-            f"method is worth this share of real training data: {'; '.join(parts)}."]  # fmt: skip
+    return [f"Data efficiency: trained on {100 * top:.0f}% of the training respondents, and "
+            "compared with the group shares of a random part of those respondents: "
+            f"{'; '.join(parts)}."]  # fmt: skip
 
 
 def findings(data: RunData) -> list[tuple[str, list[str]]]:
@@ -171,7 +231,104 @@ def findings(data: RunData) -> list[tuple[str, list[str]]]:
     return [
         ("Who gets the share right", vote_share_findings(pop, imp_cfg.get("target", ""))),
         ("Imputing respondents", imputation_findings(data.table("imputation", "respondent"),
-                                                     imp_cfg)),
-        ("Simulating groups", simulation_findings(data.table("simulation", "overall"), sim_cfg)
+                                                     imp_cfg, data.table("imputation", "timings"))),
+        ("Simulating groups", simulation_findings(data.table("simulation", "overall"), sim_cfg,
+                                                  data.table("simulation", "distributions"))
          + data_efficiency_findings(worth)),
     ]  # fmt: skip
+
+
+# -- the bottom line ------------------------------------------------------------------------
+#: Registry names of the simple baselines a method has to beat to be worth its cost.
+BASELINE_MODELS = ("question-marginal", "group-marginal")
+COMPLETE_CASE = "complete case"
+
+
+def _verdict(part: pd.DataFrame, baselines: set[str], unit: str = "", digits: int = 3) -> str:
+    """Which method to trust on one job (rows ``method, value, ci_low, ci_high``, lower is
+    better): the best method, whether it clearly beats the simple baselines (by its
+    interval; by the point estimates where there are none), and every method worse than a
+    reference (the noise floor aside: nothing should beat it)."""
+    is_ref = part["method"].map(is_reference)
+    ranked, refs = part[~is_ref].sort_values("value"), part[is_ref]
+    if ranked.empty:
+        return "no method was run"
+
+    def v(r: pd.Series | tuple) -> str:
+        value = r["value"] if isinstance(r, pd.Series) else r.value
+        return f"{value:.{digits}f}{unit}"
+
+    best = ranked.iloc[0]
+    base = ranked[ranked["method"].isin(baselines)]
+    known = bool(np.isfinite([best["ci_low"], best["ci_high"]]).all())
+    if best["method"] in baselines:
+        text = f"no method beats the simple baselines; {best['method']} is best ({v(best)})"
+    elif len(base) and not known:
+        text = (f"{best['method']} is closest ({v(best)}), ahead of the simple baselines (best "
+                f"{base.iloc[0]['method']}, {v(base.iloc[0])}); no intervals")  # fmt: skip
+    elif len(base) and _overlap(best, base.iloc[0]):
+        text = (f"{best['method']} is best ({v(best)}) but not clearly better than the simple "
+                f"baseline {base.iloc[0]['method']} ({v(base.iloc[0])})")  # fmt: skip
+    else:
+        text = f"use {best['method']} ({v(best)})"
+        if len(base):
+            text += (f", clearly better than the simple baselines (best "
+                     f"{base.iloc[0]['method']}, {v(base.iloc[0])})")  # fmt: skip
+    for r in refs.itertuples(index=False):
+        if str(r.method).startswith("noise floor"):
+            continue
+        worse = ranked[ranked["value"] > r.value]["method"].tolist()
+        if worse:
+            text += f"; worse than {r.method} ({v(r)}): {_join(worse)}"
+    return text
+
+
+def _share_errors(population: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    full = population[population["group"].isna()]
+    if full.empty:
+        return None
+    option = next(iter(dict.fromkeys(full["option"])))
+    err = full[full["option"] == option].assign(
+        value=lambda f: 100 * (f["estimate"] - f["truth"]).abs()
+    )
+    by = err.groupby(["scenario", "method"], sort=False)["value"].mean().reset_index()
+    return option, by.assign(ci_low=np.nan, ci_high=np.nan)
+
+
+def bottom_line(data: RunData) -> list[str]:
+    """Plain-language verdicts for the top of the report: per job (imputing respondents,
+    estimating the share, simulating groups per split), which method to trust on this
+    data, where no method beats the simple baselines, and every method worse than a
+    reference; a split on too few questions is called too small to rank."""
+    imp_cfg = (data.imputation or {}).get("config") or {}
+    sim_cfg = (data.simulation or {}).get("config") or {}
+    out = []
+    resp = data.table("imputation", "respondent")
+    target = imp_cfg.get("target", "the target")
+    if resp is not None:
+        base = {n for b in BASELINE_MODELS for n in _models(imp_cfg, b)}
+        for scenario, part in _log_loss(resp).groupby("scenario", sort=False):
+            n = int(part["n_items"].max())
+            out.append(f"Imputing individual answers to {target} ({scenario}, {n} imputed "
+                       f"respondents scored, log loss): {_verdict(part, base)}.")  # fmt: skip
+    pop = data.table("imputation", "population")
+    shares = None if pop is None else _share_errors(pop)
+    if shares is not None:
+        option, err = shares
+        base = {n for b in BASELINE_MODELS for n in _models(imp_cfg, b)} | {COMPLETE_CASE}
+        for scenario, part in err.groupby("scenario", sort=False):
+            out.append(f"Estimating the full-sample share of “{option}” ({scenario}, error in "
+                       f"points, mean over draws): {_verdict(part, base, ' pts', 1)}.")  # fmt: skip
+    overall = data.table("simulation", "overall")
+    if overall is not None:
+        base = {n for b in BASELINE_MODELS for n in _models(sim_cfg, b)}
+        sizes = split_sizes(data.table("simulation", "distributions"))
+        tv = overall[overall["metric"] == "tv"]
+        for split in [s for s in SPLIT_LABELS if s in set(tv["split"])]:
+            n_text, n_questions = _split_n(sizes, split)
+            head = f"Simulating groups, {SPLIT_LABELS[split]} ({n_text or 'TV'}, TV)"
+            verdict = _verdict(tv[tv["split"] == split], base)
+            if n_questions is not None and n_questions < MIN_RANK_QUESTIONS:
+                verdict = f"too few questions to rank methods — as measured, {verdict}"
+            out.append(f"{head}: {verdict}.")
+    return out

@@ -128,6 +128,7 @@ def ci_table(frame: pd.DataFrame, index: str, columns: str, order: Sequence[str]
 
     cells = frame.assign(_cell=frame.apply(cell, axis=1))
     wide = cells.pivot_table(index=index, columns=columns, values="_cell", aggfunc="first")
+    order = list(dict.fromkeys(order))
     rows = [o for o in order if o in wide.index] + [i for i in wide.index if i not in order]
     cols = [c for c in col_order if c in wide.columns]
     cols += [c for c in wide.columns if c not in cols]
@@ -164,8 +165,19 @@ def run_summary_rows(data: RunData) -> pd.DataFrame:
     if stages:
         wall_text += f": {stages}"
     versions = ", ".join(f"{k} {v}" for k, v in data.versions.items() if k != "platform")
+    from surveylm.report.labels import weighting
+
+    sizes = []
+    for label, part in (("imputation", data.imputation), ("simulation", data.simulation)):
+        s = (part or {}).get("settings") or {}
+        if s.get("respondents"):
+            train = f", {s['train_respondents']} of them training" if s.get(
+                "train_respondents") else ""  # fmt: skip
+            sizes.append(f"{s['respondents']} ({label}{train})")
     rows = [
         ("dataset", data.dataset or "—"),
+        ("respondents", "; ".join(sizes) or "—"),
+        ("weights", weighting(data) or "—"),
         ("date", run.get("finished") or run.get("started") or "—"),
         ("seed", "—" if data.seed is None else str(data.seed)),
         ("wall time", wall_text),
