@@ -14,8 +14,15 @@ masculinity surveys (``../shared/data``) — respondent items under MCAR 50 % no
 It prints accuracy, log loss, the population-share TV, MI 95 % coverage of the true
 shares (over draws x options) and seconds per fit, and the acceptance checks.
 
+Group items (``--groups``, on ANES 1996 and the non-voters survey): the packaged
+simulation configs (``configs/simulation_*.yaml``: unseen questions and groups held out
+and crossed) with uniform, the question marginal, the zero-shot encoder and the encoder
+with its defaults; prints TV per split and the acceptance checks (encoder below the
+question marginal on seen questions x unseen groups, <= 0.85 x uniform on unseen
+questions).
+
 Run:  python benchmarks/lm_vs_tabular.py [--full] [--datasets anes1996,nonvoters,masculinity]
-          [--threads 2] [-o runs/lm_vs_tabular]
+          [--groups anes1996,nonvoters] [--threads 2] [-o runs/lm_vs_tabular]
 """
 
 from __future__ import annotations
@@ -63,18 +70,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--full", action="store_true", help="also fully fine-tune the encoder")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--groups", default="anes1996,nonvoters",
+                        help="surveys for the group-items part ('' = none)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads (default: the thread policy's, surveylm.threads)")
     parser.add_argument("-o", "--output", default="runs/lm_vs_tabular")
     args = parser.parse_args()
 
-    import torch
+    from surveylm.threads import apply_thread_policy
 
-    torch.set_num_threads(args.threads)
+    apply_thread_policy(args.threads)  # before torch starts its thread pool
     from surveylm.experiments.imputation import run_imputation_benchmark
     from surveylm.experiments.imputation_config import ImputationConfig
 
     rows = []
-    for name in args.datasets.split(","):
+    for name in filter(None, args.datasets.split(",")):
         spec = DATASETS[name]
         config = ImputationConfig.model_validate({
             "dataset": name, **spec, "m": 20, "repetitions": 2, "seed": 0, "n_boot": 50,
@@ -90,9 +100,16 @@ def main() -> None:
         rows.append(summary)
         cols = ["method", "accuracy", "log_loss", "tv", "coverage", "draws", "seconds_per_fit"]
         print(summary[[c for c in cols if c in summary]].to_string(index=False), flush=True)
-    table = pd.concat(rows, ignore_index=True)
-    Path(args.output).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(args.output) / "summary.csv", index=False)
+    if rows:
+        respondent_checks(pd.concat(rows, ignore_index=True), Path(args.output))
+    for name in filter(None, args.groups.split(",")):
+        group_items(name, Path(args.output) / f"groups_{name}")
+
+
+def respondent_checks(table: pd.DataFrame, out: Path) -> None:
+    """Write the respondent-items summary and print the acceptance checks."""
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "summary.csv", index=False)
     print("\nacceptance (issue 17):")
     for name, t in table.groupby("dataset", sort=False):
         by = t.set_index("method")
@@ -108,6 +125,45 @@ def main() -> None:
         }
         for check, ok in checks.items():
             print(f"  {name:12s} {check:32s} {'PASS' if ok else 'FAIL'}")
+
+
+#: The group-items part's methods (the packaged configs' splits, fewer methods).
+GROUP_METHODS = [
+    {"name": "uniform", "model": "uniform"},
+    {"name": "question marginal", "model": "question-marginal"},
+    {"name": "encoder zero-shot", "model": "encoder", "fit": False},
+    {"name": "encoder KL", "model": "encoder"},
+]
+
+
+def group_items(name: str, out: Path) -> None:
+    """TV per split of the group-items methods on one survey, and the acceptance checks."""
+    from surveylm.experiments.simulation import run_simulation_benchmark
+    from surveylm.experiments.simulation_config import load_simulation_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    stem = "anes" if name == "anes1996" else name
+    config = load_simulation_config(root / f"simulation_{stem}.yaml").with_overrides(
+        methods=GROUP_METHODS, robustness=None
+    )
+    start = time.perf_counter()
+    result = run_simulation_benchmark(config, out, progress=False)
+    print(f"\ngroup items, {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    tv = result.overall[result.overall["metric"] == "tv"]
+    table = tv.pivot_table(index="method", columns="split", values="value", sort=False)
+    n = tv.groupby("split")["n_items"].first()
+    print(table.round(3).to_string(), flush=True)
+    print("items per split:", n.to_dict())
+    enc, qm, uni = table.loc["encoder KL"], table.loc["question marginal"], table.loc["uniform"]
+    checks = {
+        "seen q x unseen g: encoder < question marginal":
+            enc["seen_q/unseen_g"] < qm["seen_q/unseen_g"],
+    }  # fmt: skip
+    for split in ("unseen_q/seen_g", "unseen_q/unseen_g"):
+        if split in table:
+            checks[f"{split}: encoder <= 0.85 x uniform"] = enc[split] <= 0.85 * uni[split]
+    for check, ok in checks.items():
+        print(f"  {name:12s} {check:48s} {'PASS' if ok else 'FAIL'}")
 
 
 if __name__ == "__main__":

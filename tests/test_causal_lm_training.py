@@ -183,7 +183,59 @@ def test_a_fit_that_never_beats_its_start_warns():
 
     settings = {**fast_fine_tune(8), "learning_rate": 1e-12, "validation_fraction": 0.25}
     model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
-                                batch_size=8, verbose=False)  # fmt: skip
+                                batch_size=8, verbose=False, marginal_start=False)  # fmt: skip
     with pytest.warns(NoValidationGainWarning, match="zero-shot"):
         model.fit(tiny_items(40, seed=3))
     assert model.validation_["best_step"] == 0
+
+
+def _geometric_mean(dists):
+    g = np.exp(np.mean(np.log(np.stack(dists)), axis=0))
+    return g / g.sum()
+
+
+def test_marginal_start_answers_with_the_training_marginal_on_average():
+    """Issue 17: an untrained fit is the marginal on average (contextual calibration),
+    not the random LM's answer; switched off, it is far from it."""
+    from surveylm.models.item_texts import marginal_log_prior
+
+    items = tiny_items(40, seed=3)
+    settings = {**fast_fine_tune(1), "learning_rate": 1e-12}
+    tv = {}
+    for start in (True, False):
+        model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
+                                    batch_size=8, verbose=False, marginal_start=start).fit(items)
+        pred = model.predict(items)
+        assert pred.extra["marginal_start"] is start
+        qids = items.frame["question_id"].to_numpy()
+        gaps = []
+        for q, log_m in marginal_log_prior(items).items():  # no validation: all items fit
+            g = _geometric_mean([pred.distributions[i] for i in np.flatnonzero(qids == q)])
+            gaps.append(0.5 * np.abs(g - np.exp(log_m)).sum())
+        tv[start] = max(gaps)
+    assert tv[True] < 1e-6
+    assert tv[False] > 0.05
+
+
+def test_a_fit_that_loses_to_the_marginal_answers_with_it(tmp_path):
+    """Validation prefers the marginal (zero learning rate, the calibrated start is not
+    the marginal item by item): one MarginalWarning, the marginal is predicted, and the
+    flag survives save/load."""
+    from surveylm.models.encoder import MarginalWarning
+
+    items = tiny_items(40, seed=3)
+    settings = {**fast_fine_tune(8), "learning_rate": 1e-12, "validation_fraction": 0.25}
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
+                                batch_size=8, verbose=False)  # fmt: skip
+    with pytest.warns(MarginalWarning, match="marginal"):
+        model.fit(items)
+    assert model.beats_marginal_ is False
+    assert model.validation_["marginal"] < model.validation_["best"]
+    pred = model.predict(items)
+    assert pred.extra["beats_marginal"] is False
+    qids = items.frame["question_id"].to_numpy()
+    for q in items.question_ids:
+        rows = np.stack([pred.distributions[i] for i in np.flatnonzero(qids == q)])
+        assert np.allclose(rows, rows[0])  # one distribution per question: the marginal
+    loaded = AnswerModel.load(model.save(tmp_path / "m"))
+    assert _same(pred, loaded.predict(items))

@@ -71,6 +71,15 @@ class CausalLMAnswerModel(AnswerModel):
         dtype: ``"auto"`` (bf16 on GPU, fp32 on CPU) or a dtype name.
         fine_tune: A :class:`~surveylm.training.config.FineTuneConfig` or mapping.
         zero_shot: ``fit`` loads the model and trains nothing.
+        marginal_start: Fine-tune a residual on each training question's marginal: the
+            option scores get a fixed per-question offset ``log m_q − mean log p_LM(q)``
+            (the training marginal over the zero-shot model's average answer on the
+            training items: contextual calibration, Zhao et al. 2021), so the untrained
+            model answers with the marginal on average and training only adds how
+            contexts differ. A fit that does not beat the marginal on validation
+            predicts the marginal for seen questions (one warning,
+            ``beats_marginal: false`` in the predictions). Unseen questions get no
+            offset.
         output_dir: Checkpoint folder for fine-tuning (default: a temporary one).
         trust_remote_code: Passed to ``from_pretrained`` (off by default).
         use_safetensors: Load safetensors weights only (on by default).
@@ -108,6 +117,7 @@ class CausalLMAnswerModel(AnswerModel):
         dtype: str = "auto",
         fine_tune: Any = None,
         zero_shot: bool = False,
+        marginal_start: bool = True,
         output_dir: str | None = None,
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
@@ -131,6 +141,7 @@ class CausalLMAnswerModel(AnswerModel):
         self.dtype = dtype
         self.fine_tune = fine_tune
         self.zero_shot = zero_shot
+        self.marginal_start = marginal_start
         self.output_dir = output_dir
         self.trust_remote_code = trust_remote_code
         self.use_safetensors = use_safetensors
@@ -209,11 +220,43 @@ class CausalLMAnswerModel(AnswerModel):
     def _encode(self, items: ItemSet, n_orders: int) -> list[Any]:
         from surveylm.models.option_tokens import encode_items
 
-        return encode_items(
+        encoded = encode_items(
             items, self._tok, self._formats(items), chat=self.uses_chat,
             orders=self._orders(items, n_orders), max_length=self.max_length,
             system=self.system_prompt,
         )  # fmt: skip
+        offsets = self._offsets()
+        if offsets:
+            qids = items.frame["question_id"].to_numpy()
+            for e in encoded:
+                off = offsets.get(qids[e.index])
+                e.offset = None if off is None else off[e.order]
+        return encoded
+
+    def _offsets(self) -> dict[str, np.ndarray]:
+        """The marginal start's per-question offsets; the marginal itself (LM ignored)
+        where validation said the LM does not beat it (see ``marginal_start``)."""
+        return getattr(self, "option_offsets_", None) or {}
+
+    def _marginal_offsets(self, items: ItemSet) -> dict[str, np.ndarray]:
+        """``log m_q − mean log p_LM(q)`` per question of ``items`` (see
+        ``marginal_start``), the zero-shot mean over at most 64 items per question."""
+        from surveylm.models.item_texts import marginal_log_prior
+
+        log_prior = marginal_log_prior(items)
+        qids = items.frame["question_id"].to_numpy()
+        rng = np.random.default_rng(self._seed())
+        take = np.concatenate([rng.permutation(np.flatnonzero(qids == q))[:64]
+                               for q in items.question_ids])  # fmt: skip
+        sample = items.subset(np.sort(take))
+        pred = self.predict(sample)
+        sample_qids = sample.frame["question_id"].to_numpy()
+        out = {}
+        for q in items.question_ids:
+            logs = [np.log(np.clip(d, 1e-12, None))
+                    for d, sq in zip(pred.distributions, sample_qids, strict=True) if sq == q]
+            out[q] = log_prior[q] - np.mean(logs, axis=0)
+        return out
 
     # -- fit ---------------------------------------------------------------------------
     def fit(
@@ -255,6 +298,7 @@ class CausalLMAnswerModel(AnswerModel):
         if resume_from_checkpoint and self.output_dir is None:
             raise ModelError("resume_from_checkpoint needs output_dir (where checkpoints are)")
         self._ensure_loaded(fresh=True)  # refitting starts from the base model again
+        self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
         if self.zero_shot:
             self.trained_, self.history_ = None, []
             return self
@@ -280,6 +324,13 @@ class CausalLMAnswerModel(AnswerModel):
             trained = "layers"
         # inner validation split (DESIGN.md "Fitting"): early stopping, best state restored
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
+        self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
+        if self.marginal_start:
+            from surveylm.models.item_texts import marginal_log_prior
+
+            fit_items = train.subset(fit_pos)
+            self.log_marginal_ = marginal_log_prior(fit_items)
+            self.option_offsets_ = self._marginal_offsets(fit_items)
         dataset = OptionItemDataset(self._encode(train.subset(fit_pos), self.train_permutations))
         evaluation = OptionItemDataset(self._encode(train.subset(val_pos), 1)) \
             if len(val_pos) else None  # fmt: skip
@@ -308,7 +359,22 @@ class CausalLMAnswerModel(AnswerModel):
                             "n_fit": len(fit_pos), "n_validation": len(val_pos),
                             "seed": cfg.seed}  # fmt: skip
         self.curves_ = out.curves()
-        if out.improved is False:
+        marginal_loss = self._marginal_validation_loss(train.subset(val_pos))
+        if marginal_loss is not None and out.best_validation_loss is not None:
+            self.validation_["marginal"] = marginal_loss
+            self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
+        if self.beats_marginal_ is False:
+            import warnings
+
+            from surveylm.models.encoder import MarginalWarning
+
+            warnings.warn(
+                f"causal LM '{self.model_name or 'default'}': validation loss "
+                f"{out.best_validation_loss:.4f} is not below the training marginal's "
+                f"{marginal_loss:.4f}; seen questions are answered with the marginal",
+                MarginalWarning, stacklevel=2,
+            )  # fmt: skip
+        elif out.improved is False:
             import warnings
 
             from surveylm.models.validation import NoValidationGainWarning
@@ -320,6 +386,19 @@ class CausalLMAnswerModel(AnswerModel):
                 NoValidationGainWarning, stacklevel=2,
             )  # fmt: skip
         return self
+
+    def _marginal_validation_loss(self, validation: ItemSet) -> float | None:
+        """Mean forward KL of the training marginal on the validation items (``None``
+        without a marginal start or validation items)."""
+        if not self.log_marginal_ or len(validation) == 0:
+            return None
+        losses = []
+        for q, t in zip(validation.frame["question_id"], validation.targets, strict=True):
+            lp = self.log_marginal_[q] - np.logaddexp.reduce(self.log_marginal_[q])
+            t = np.asarray(t, dtype=float)
+            pos = t > 0
+            losses.append(float(np.sum(t[pos] * (np.log(t[pos]) - lp[pos]))))
+        return float(np.mean(losses))
 
     def training_parts(self, items: ItemSet) -> Any:
         """What a further training stage (DSA's stage 2) needs, without private state:
@@ -408,17 +487,28 @@ class CausalLMAnswerModel(AnswerModel):
                         logp = row[: len(e.order)]
                         top = logp.max()
                         total = np.exp(logp - top).sum()
-                        sums[e.index][e.order] += np.exp(logp - top) / total
                         mass[e.index] += np.exp(top) * total
                         counts[e.index] += 1
+                        if e.offset is not None:
+                            logp = logp + e.offset
+                            top = logp.max()
+                        p = np.exp(logp - top)
+                        sums[e.index][e.order] += p / p.sum()
         self.prefix_stats = self._prefix_stats(encoded, units)
         self.speedups = {"prefix_sharing": sharing, "last_position_trim": self._trim_status()}
         self._warn_declined()
         dists = [s / c for s, c in zip(sums, counts, strict=True)]
+        if getattr(self, "beats_marginal_", None) is False:  # validation preferred the marginal
+            for i, q in enumerate(items.frame["question_id"]):
+                if q in self.log_marginal_:
+                    lp = self.log_marginal_[q]
+                    dists[i] = np.exp(lp - np.logaddexp.reduce(lp))
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
-                   "chat": self.uses_chat, "speedups": dict(self.speedups)},
+                   "chat": self.uses_chat, "speedups": dict(self.speedups),
+                   "marginal_start": bool(self._offsets()),
+                   "beats_marginal": getattr(self, "beats_marginal_", None)},
         )  # fmt: skip
 
     def _trim_status(self) -> str:
@@ -580,7 +670,11 @@ class CausalLMAnswerModel(AnswerModel):
             with atomic_path(directory / "trained_layers.safetensors") as tmp_file:
                 save_file(state, str(tmp_file))
         state = {"fitted": self.is_fitted, "trained": trained,
-                 "history": getattr(self, "history_", [])}  # fmt: skip
+                 "history": getattr(self, "history_", []),
+                 "option_offsets": {q: v.tolist() for q, v in self._offsets().items()},
+                 "log_marginal": {q: v.tolist()
+                                  for q, v in (getattr(self, "log_marginal_", None) or {}).items()},
+                 "beats_marginal": getattr(self, "beats_marginal_", None)}  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
 
@@ -612,4 +706,9 @@ class CausalLMAnswerModel(AnswerModel):
         if state.get("fitted"):
             model.trained_ = trained
             model.history_ = state.get("history", [])
+            model.option_offsets_ = {q: np.asarray(v, dtype=float)
+                                     for q, v in state.get("option_offsets", {}).items()}
+            model.log_marginal_ = {q: np.asarray(v, dtype=float)
+                                   for q, v in state.get("log_marginal", {}).items()}
+            model.beats_marginal_ = state.get("beats_marginal")
         return model

@@ -55,6 +55,7 @@ class CausalLMOptionScorer(nn.Module):
         attention_mask: torch.Tensor,
         option_token_ids: torch.Tensor,
         past_key_values: Any = None,
+        option_offsets: torch.Tensor | None = None,
         **_: Any,
     ) -> torch.Tensor:
         """Option log-probabilities at the last (left-padded) position.
@@ -66,6 +67,8 @@ class CausalLMOptionScorer(nn.Module):
             option_token_ids: ``[B, K, V]`` token ids of each option's variants, -1 padded.
             past_key_values: A cache of the tokens before ``input_ids``
                 (:mod:`surveylm.models.prefix_cache`).
+            option_offsets: ``[B, K]`` added to the scores (the marginal start while
+                training); ``None`` = the LM's own log-probabilities (and format mass).
         """
         kwargs: dict[str, Any] = {"use_cache": past_key_values is not None}
         if past_key_values is not None:
@@ -85,7 +88,10 @@ class CausalLMOptionScorer(nn.Module):
         valid = option_token_ids >= 0
         picked = logits.gather(1, option_token_ids.clamp(min=0).reshape(b, k * v)).reshape(b, k, v)
         picked = picked.masked_fill(~valid, _ABSENT)
-        return torch.logsumexp(picked, dim=-1) - log_norm
+        scores = torch.logsumexp(picked, dim=-1) - log_norm
+        if option_offsets is not None:
+            scores = scores + option_offsets.to(scores.dtype)
+        return scores
 
 
 class OptionItemDataset(torch.utils.data.Dataset):
@@ -102,6 +108,8 @@ class OptionItemDataset(torch.utils.data.Dataset):
         row: dict[str, Any] = {"input_ids": e.input_ids, "option_token_ids": e.option_ids}
         if e.target is not None:
             row["targets"] = e.target
+        if e.offset is not None:
+            row["option_offsets"] = e.offset
         return row
 
 
@@ -109,7 +117,7 @@ class OptionItemDataset(torch.utils.data.Dataset):
 class OptionCollator:
     """Left-pad prompts and pad options: ``input_ids``, ``attention_mask``,
     ``option_token_ids`` ``[B, K, V]`` (-1 padded), ``option_mask`` ``[B, K]`` and, when
-    the rows have them, ``targets`` ``[B, K]``.
+    the rows have them, ``targets`` and ``option_offsets`` ``[B, K]`` (0 padded).
 
     Left padding puts every prompt's last token at the last position, so one slice reads
     all answers.
@@ -139,9 +147,10 @@ class OptionCollator:
             "option_token_ids": options,
             "option_mask": mask,
         }
-        if all("targets" in r for r in rows):
-            targets = torch.zeros((b, k), dtype=torch.float32)
-            for j, r in enumerate(rows):
-                targets[j, : len(r["targets"])] = torch.as_tensor(r["targets"], dtype=torch.float32)
-            batch["targets"] = targets
+        for key in ("targets", "option_offsets"):
+            if rows and all(key in r for r in rows):
+                values = torch.zeros((b, k), dtype=torch.float32)
+                for j, r in enumerate(rows):
+                    values[j, : len(r[key])] = torch.as_tensor(r[key], dtype=torch.float32)
+                batch[key] = values
         return batch

@@ -184,6 +184,9 @@ class EncodedItem:
     input_ids: list[int]
     option_ids: list[list[int]]
     target: np.ndarray | None
+    #: Added to the option scores (in ``order``) before the softmax: the causal LM's
+    #: marginal start (:class:`~surveylm.models.causal_lm.CausalLMAnswerModel`).
+    offset: np.ndarray | None = None
 
 
 def encode_items(

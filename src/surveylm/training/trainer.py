@@ -166,8 +166,12 @@ class TrainOutput:
         return [float(e["loss"]) for e in self.log_history if "loss" in e]
 
     def curves(self) -> list[dict[str, Any]]:
-        """Train and validation loss curves as tidy rows ``{step, epoch, split, loss}``."""
+        """Train and validation loss curves as tidy rows ``{step, epoch, split, loss}``;
+        the validation curve starts with the untrained state's loss at step 0."""
         rows = []
+        if self.initial_validation_loss is not None:
+            rows.append({"step": 0, "epoch": 0.0, "split": "validation",
+                         "loss": float(self.initial_validation_loss)})  # fmt: skip
         for e in self.log_history:
             for key, split in (("loss", "train"), ("eval_loss", "validation")):
                 if key in e:
