@@ -27,8 +27,17 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: a flag shows no type tag (no "--quick <bool>")
 )
 
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"surveylm {version('surveylm')}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -38,6 +47,10 @@ def _threads_callback(
         typer.Option("--threads", min=1, help="CPU threads for every library (default: the "
                      "cores this process may use, or $SURVEYLM_THREADS)."),
     ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version_callback, is_eager=True,
+                           help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Apply the thread policy (surveylm.threads) before any library starts its pools."""
     from surveylm.errors import SurveyLMError
@@ -71,15 +84,22 @@ def _console() -> Any:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def _load_survey(source: str, codebook: Path | None = None) -> Survey:
-    """A built-in dataset name, or a survey file (csv, parquet, sav, dta) + codebook."""
+def _load_survey(
+    source: str, codebook: Path | None = None, weight: str | None = None
+) -> Survey:
+    """A built-in dataset name, or a survey file (csv, parquet, sav, dta) + codebook
+    (``weight``: the file's weight column, else the codebook's)."""
     from surveylm.datasets import DATASETS, load_dataset
+    from surveylm.errors import DataError
 
     if source in DATASETS and not Path(source).exists():
         return load_dataset(source)
+    if not Path(source).exists():
+        raise DataError(f"no such file or built-in dataset '{source}'; built-in: "
+                        f"{', '.join(DATASETS)} (surveylm datasets)")  # fmt: skip
     from surveylm.io.surveys import read_survey
 
-    return read_survey(source, codebook)
+    return read_survey(source, codebook, weight=weight)
 
 
 def _read_items(path: Path, labels: Path | None = None, strict: bool = False) -> ItemSet:
@@ -114,6 +134,8 @@ def _floor_note(items: ItemSet, path: Path) -> str | None:
 
 
 _OVERWRITE = typer.Option("--overwrite", help="Replace an existing output folder whole.")
+_WEIGHT = typer.Option("--weight", help="Survey file's weight column (else the codebook's; "
+                       "none: every weight is 1).")
 _LABELS = typer.Option("--labels", help="Label table (YAML/JSON) for a file's attributes/groups.")
 _STRICT = typer.Option("--strict", help="Refuse records with all-zero or mis-summing shares.")
 
@@ -207,15 +229,22 @@ def describe_cmd(
     ] = None,
     labels: Annotated[Path | None, _LABELS] = None,
     strict: Annotated[bool, _STRICT] = False,
+    weight: Annotated[str | None, _WEIGHT] = None,
 ) -> None:
     """Describe a survey, or a distribution file (SubPOP, Cao et al., ...) or item set:
-    questions, options, groups, refusal rates and whether a noise floor can be computed."""
+    questions, options, covariates, weights, groups, refusal rates and whether a noise
+    floor can be computed."""
     with _friendly_errors():
         if _is_items_file(survey):
             _describe_items(_read_items(Path(survey), labels, strict), Path(survey))
             return
-        s = _load_survey(survey, codebook)
+        s = _load_survey(survey, codebook, weight)
         typer.echo(repr(s))
+        typer.echo(f"covariates (not questions): {', '.join(s.covariates) or 'none'}")
+        w = s.weights.to_numpy(float)
+        typer.echo("weights: none (every weight is 1: unweighted)" if (w == w[0]).all() else
+                   f"weights: {w.min():.3g} to {w.max():.3g}, Kish n_eff "
+                   f"{w.sum() ** 2 / (w ** 2).sum():.0f} of {len(w)}")  # fmt: skip
         frame = s.describe()
         frame["text"] = frame["text"].str.slice(0, 48)
         cols = ["question", "type", "options", "answered", "missing", "n_eff", "text"]
@@ -288,6 +317,13 @@ def items_cmd(
         bool, typer.Option(help="Respondent items for non-respondents too (to impute).")
     ] = False,
     codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+    weight: Annotated[str | None, _WEIGHT] = None,
+    half: Annotated[
+        str | None,
+        typer.Option(help="'train' or 'test': only that half of the respondents (split at "
+                     "random with --seed), for a held-out evaluation."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --half split.")] = 0,
 ) -> None:
     """Build respondent or group items from a survey and write them."""
     with _friendly_errors():
@@ -296,7 +332,13 @@ def items_cmd(
         from surveylm.items import build_group_items, build_respondent_items
 
         check_file_output(output, ITEM_SUFFIXES, "--output")
-        s = _load_survey(survey, codebook)
+        s = _load_survey(survey, codebook, weight)
+        if half is not None:
+            from surveylm.splits import split_respondents
+
+            if half not in ("train", "test"):
+                raise DataError(f"--half must be 'train' or 'test', got {half!r}")
+            s = split_respondents(s, 0.5, seed=seed)[half == "test"]
         if kind == "group":
             items = build_group_items(
                 s, _split_list(questions), by=_parse_by(by), min_n=min_n, weighted=not unweighted
@@ -341,6 +383,7 @@ def evaluate_cmd(
         for path in predictions:
             p = Predictions.read_parquet(path)
             preds[p.model or path.stem] = p
+        _warn_in_sample(item_set, predictions)
         result = evaluate(item_set, preds, n_boot=n_boot, seed=seed)
         _show_table(result.table().reset_index(), f"evaluation of {items.name}")
         note = _floor_note(item_set, items)
@@ -351,10 +394,29 @@ def evaluate_cmd(
             typer.echo(f"wrote results to {output}")
 
 
+#: Every registered model, for the help (kept in step with surveylm.models.MODELS by a test).
+MODEL_NAMES = ("uniform", "question-marginal", "group-marginal", "logistic", "random-forest",
+               "catboost", "chained-equations", "encoder", "causal-lm", "dsa", "blend")  # fmt: skip
+
 HELP_MODEL_NAME = (
     "Hugging Face id, local folder or .gguf file (LM models; causal-lm default: "
     "SmolLM2-135M-Instruct)."
 )
+
+
+def _warn_in_sample(items: ItemSet, predictions: list[Path]) -> None:
+    """Warn for each predictions file made by a model fitted on exactly these items."""
+    from surveylm.fingerprint import items_fingerprint, read_trained_on
+
+    fingerprint = None
+    for path in predictions:
+        trained_on = read_trained_on(path)
+        if trained_on:
+            fingerprint = fingerprint or items_fingerprint(items)
+            if trained_on == fingerprint:
+                typer.echo(f"warning: {path.name} comes from a model fitted on these very "
+                           "items: this is in-sample fit, not a held-out evaluation; "
+                           "evaluate on held-out items", err=True)  # fmt: skip
 
 
 def _build_model(model: str, model_name: str | None, params: list[str] | None) -> Any:
@@ -371,7 +433,7 @@ def fit_cmd(
     items: Annotated[Path, typer.Argument(help="Training items or a distribution file.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the model.")],
     model: Annotated[
-        str, typer.Option(help="uniform, question-marginal, group-marginal, encoder, causal-lm")
+        str, typer.Option(help="Registry name: " + ", ".join(MODEL_NAMES) + ".")
     ] = "question-marginal",
     model_name: Annotated[
         str | None, typer.Option(help=HELP_MODEL_NAME)
@@ -389,9 +451,12 @@ def fit_cmd(
         from surveylm.io.output_paths import check_folder_output
 
         check_folder_output(output, "model folder", marker="model.json", overwrite=overwrite)
+        from surveylm.fingerprint import items_fingerprint
+
         m = _build_model(model, model_name, param)
         train = _read_items(items, labels, strict)
         m.fit(train)
+        m.training_items_ = items_fingerprint(train)  # evaluate warns on in-sample scoring
         m.save(output)
         typer.echo(f"fitted {model} on {len(train)} items; saved to {output}")
 
@@ -422,6 +487,11 @@ def predict_cmd(
         m = AnswerModel.load(model_dir) if model_dir else _build_model(model, model_name, param)
         preds = m.predict(_read_items(items, labels, strict))
         preds.to_parquet(output)
+        if model_dir:
+            from surveylm.fingerprint import write_trained_on
+            from surveylm.models.base import read_model_json
+
+            write_trained_on(output, read_model_json(model_dir).get("training_items"))
         typer.echo(f"wrote {len(preds)} predictions to {output}")
 
 
@@ -502,7 +572,7 @@ def benchmark_imputation_cmd(
 
         _check_results_folder(output, overwrite)
         results = run_imputation_benchmark(config, output, progress=progress)
-        _show_table(results.table().reset_index(drop=True), f"imputation: {config.name}")
+        _show_table(results.table().reset_index(), f"imputation: {config.name}")
         typer.echo(f"wrote results to {output}")
 
 

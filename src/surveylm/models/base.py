@@ -400,6 +400,8 @@ def write_model_json(
         "class": f"{type(model).__module__}:{type(model).__qualname__}",
         "params": params,
         "state": state,
+        # fingerprint of the training items (surveylm.fingerprint), when the fit recorded one
+        "training_items": getattr(model, "training_items_", None),
     }
     path = Path(directory) / "model.json"
     atomic_write_text(path, json.dumps(payload, default=_json_default, indent=1))
