@@ -327,8 +327,12 @@ class CatBoostModel(_TabularModel):
     Args:
         iterations: Boosting rounds.
         depth: Tree depth.
-        learning_rate: ``None`` lets CatBoost choose from the data size.
-        l2_leaf_reg: L2 regularisation of leaf values.
+        learning_rate: ``None`` leaves it to CatBoost — but CatBoost chooses a rate from the
+            data size only when no ``l2_leaf_reg`` is given either, and this model always
+            passes ``l2_leaf_reg``, so ``None`` means CatBoost's fixed default of 0.03
+            (``get_all_params()`` shows it; on 400 rows × 50 iterations its automatic choice
+            would be about 0.11). Pass a number to set it.
+        l2_leaf_reg: L2 regularisation of leaf values (CatBoost's default, 3.0).
         thread_count: CPU threads (``-1`` = the thread policy's, :mod:`surveylm.threads`;
             never more).
         epsilon: Smoothing of the predicted distributions.
