@@ -222,7 +222,7 @@ def test_references_are_marked_and_never_ranked(built) -> None:
     assert not re.search(r"training data 25%(?! \(ref\))", text)  # marked everywhere
     assert not re.search(r"lowest TV is [^,(]*\(ref\)", text)
     assert not re.search(r"closest is [^(]*\(ref\)", text)
-    assert not re.search(r"(use|best is) [^(;]*\(ref\)", text)
+    assert not re.search(r"(\buse|best is) [^(;]*\(ref\)", text)
     assert "unweighted" in text and "survey-weighted" not in text  # ANES 1996: weights all 1
     assert "too few draws" in text  # 1-2 draws per scenario: no coverage rate
     assert re.search(r"unseen questions × unseen groups \(n = \d+ items, 2 questions", text)

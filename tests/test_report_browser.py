@@ -61,6 +61,8 @@ def rendered(tmp_path_factory) -> dict:
             sections = page.evaluate(
                 "Array.from(document.querySelectorAll('section')).map(s => s.id)"
             )
+            bottom = page.inner_text("#bottom-line")
+            text = page.inner_text("body")
             screenshot = out / "report.png"
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
@@ -68,7 +70,8 @@ def rendered(tmp_path_factory) -> dict:
     if os.environ.get("SURVEYLM_SCREENSHOT_DIR"):  # keep it to look at
         shutil.copy(screenshot, Path(os.environ["SURVEYLM_SCREENSHOT_DIR"]) / "report.png")
     return {"run": out, "report": report, "requests": requests, "images": images,
-            "sections": sections, "screenshot": screenshot}  # fmt: skip
+            "sections": sections, "screenshot": screenshot, "bottom": bottom,
+            "text": text}  # fmt: skip
 
 
 def test_quick_demo_report_renders_offline(rendered) -> None:
@@ -90,3 +93,27 @@ def test_quick_demo_report_renders_offline(rendered) -> None:
     assert 50_000 < size < 5_000_000, size
     for name in FIGURES:
         assert (rendered["run"] / "figures" / f"{name}.svg").is_file(), name
+
+
+def test_bottom_line_and_reference_marks_as_shown(rendered) -> None:
+    """What a reader sees first: a bottom line per job that names the methods worse than a
+    reference, and every reference marked "(ref)" and never ranked as a method."""
+    import re
+
+    import pandas as pd
+
+    bottom, text = rendered["bottom"], rendered["text"]
+    assert bottom.startswith("Bottom line"), bottom[:80]
+    for job in ("Imputing individual answers", "Estimating the full-sample share",
+                "Simulating groups, unseen questions × unseen groups"):  # fmt: skip
+        assert job in bottom, job
+    tv = pd.read_parquet(rendered["run"] / "simulation" / "overall.parquet")
+    tv = tv[(tv["metric"] == "tv") & (tv["split"] == "seen_q/unseen_g")].set_index("method")
+    worse = [m for m in tv.index if not tv.loc[m, "reference"] and m != "uniform"
+             and m != "training data 25%" and tv.loc[m, "value"] > tv.loc["uniform (ref)", "value"]]
+    line = next(x for x in bottom.splitlines() if "seen questions × unseen groups (" in x)
+    for m in worse:
+        assert m in line.split("worse than uniform (ref)")[1], (m, line)
+    assert "training data 25% (ref)" in text and "uniform (ref)" in text
+    assert not re.search(r"training data 25%(?! \(ref\))", text)
+    assert not re.search(r"(lowest TV is|closest is|\buse|best is) [^,(;]*\(ref\)", text)
