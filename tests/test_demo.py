@@ -35,6 +35,13 @@ def test_packaged_configs_load_and_share_one_seed():
     assert quick.imputation.max_respondents is not None and full.imputation.max_respondents is None
 
 
+def test_demo_threads_replace_the_sections_threads():
+    raw = demo_config(quick=True).model_dump()
+    assert raw["threads"] is None and raw["imputation"]["threads"] is None
+    cfg = DemoConfig.model_validate({**raw, "threads": 1})
+    assert cfg.imputation.threads == cfg.simulation.threads == 1
+
+
 def test_bad_demo_config_names_the_field(tmp_path):
     path = tmp_path / "demo.yaml"
     raw = small_demo_config().model_dump(mode="json")
@@ -53,6 +60,9 @@ def test_run_folder_holds_config_versions_seed_and_results(demo_run):
         "imputation", "simulation", "data_efficiency"
     }  # fmt: skip
     assert "torch" in json.loads((run_dir / "versions.json").read_text())
+    # the thread policy it ran under; no time estimate for a config that is not ours
+    assert info["threads"]["threads"] >= 1 and info["threads"]["source"]
+    assert info["estimate"] is None
     assert (
         DemoConfig.model_validate(
             __import__("yaml").safe_load((run_dir / "config.yaml").read_text())

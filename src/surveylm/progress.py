@@ -3,14 +3,55 @@
 A thin wrapper over :class:`rich.progress.Progress`: ``advance(label)`` marks the start of
 the next step and shows what is running, so a bar never sits at a finished step while the
 slow one runs. Disabled bars cost nothing, which is what tests and nested runs use.
+
+Inside :func:`expected_duration` (the demo's estimate for a stage on this machine) a bar's
+ETA counts down from that estimate: the steps of a stage differ by orders of magnitude (a
+uniform baseline against an encoder fit), so their rate alone predicts badly. Past the
+estimate, the rate's prediction takes over.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
 
-__all__ = ["progress_bar"]
+__all__ = ["eta_text", "expected_duration", "progress_bar"]
+
+_EXPECTED: ContextVar[float | None] = ContextVar("surveylm_expected_seconds", default=None)
+
+
+@contextmanager
+def expected_duration(seconds: float | None) -> Iterator[None]:
+    """Within the block, progress bars count their ETA down from ``seconds``."""
+    token = _EXPECTED.set(seconds)
+    try:
+        yield
+    finally:
+        _EXPECTED.reset(token)
+
+
+def eta_text(remaining: float | None, now: float | None = None) -> str:
+    """``"~1 min 20 s left, ETA 14:05"`` (``"ETA unknown"`` for ``None``)."""
+    if remaining is None:
+        return "ETA unknown"
+    remaining = max(0.0, remaining)
+    clock = time.strftime("%H:%M:%S", time.localtime((now or time.time()) + remaining))
+    minutes, seconds = divmod(round(remaining), 60)
+    left = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+    return f"~{left} left, ETA {clock}"
+
+
+def _remaining(expected: float | None, elapsed: float, done: float, total: float) -> float | None:
+    """Seconds left: the estimate minus the time spent, or, past the estimate (or with
+    none), the steps' rate."""
+    if expected is not None and elapsed < expected:
+        return expected - elapsed
+    if done <= 0 or total <= 0:
+        return None
+    return elapsed * (total - done) / done
 
 
 @contextmanager
@@ -24,14 +65,22 @@ def progress_bar(stage: str, total: int, enabled: bool = True) -> Iterator[Calla
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
-        TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    expected = _EXPECTED.get()
+
+    class EtaColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            left = _remaining(expected, task.elapsed or 0.0, task.completed, task.total or 0)
+            return Text(eta_text(left) if not task.finished else "", style="progress.remaining")
 
     bar = Progress(
         TextColumn(f"[bold]{stage}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled, transient=False,
+        TimeElapsedColumn(), EtaColumn(), disable=not enabled, transient=False,
     )  # fmt: skip
     with bar:
         task = bar.add_task("", total=total)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from surveylm.experiments.imputation_config import ImputationConfig
 from surveylm.experiments.simulation_config import SimulationConfig
@@ -67,6 +67,8 @@ class DemoConfig(BaseModel):
         imputation: An :class:`ImputationConfig` (``surveylm benchmark imputation``).
         simulation: A :class:`SimulationConfig` (``surveylm benchmark simulation``).
         data_efficiency: Also run the data-efficiency curves of the simulation section.
+        threads: CPU threads of every library (:mod:`surveylm.threads`; it replaces the
+            sections' own ``threads``; ``None`` = the available cores).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,9 +77,13 @@ class DemoConfig(BaseModel):
     imputation: ImputationConfig
     simulation: SimulationConfig
     data_efficiency: bool = True
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_seed(self) -> DemoConfig:
+        if self.threads is not None:
+            self.imputation = self.imputation.with_overrides(threads=self.threads)
+            self.simulation = self.simulation.with_overrides(threads=self.threads)
         if self.imputation.seed != self.seed:
             self.imputation = self.imputation.with_overrides(seed=self.seed)
         if self.simulation.seed != self.seed:
@@ -161,6 +167,7 @@ def run_demo(
             ``overwrite`` nor ``resume`` was given, or ``resume`` with another config.
     """
     from surveylm.experiments.data_efficiency import run_data_efficiency
+    from surveylm.experiments.demo_estimate import estimate_demo
     from surveylm.experiments.imputation import (
         ImputationResults,
         package_versions,
@@ -170,11 +177,17 @@ def run_demo(
     from surveylm.experiments.simulation import SimulationResults, run_simulation_benchmark
     from surveylm.io.atomic import atomic_write_text, remove_temporaries
     from surveylm.io.output_paths import check_folder_output, existing_output
+    from surveylm.progress import expected_duration
+    from surveylm.threads import apply_thread_policy
 
     if config is None:
         config = demo_config(quick=quick)
     elif not isinstance(config, DemoConfig):
         config = load_demo_config(config)
+    if overwrite and resume:
+        from surveylm.errors import ConfigError
+
+        raise ConfigError("give --overwrite (start again) or --resume (continue), not both")
     run_dir = Path(output_dir)
     check_folder_output(run_dir, "run folder", marker=RUN_FILE, overwrite=overwrite,
                         resume=resume)  # fmt: skip
@@ -191,6 +204,13 @@ def run_demo(
     record = RunRecord(run_dir, {"seed": config.seed, "quick": quick,
                                  "command": command or " ".join(sys.argv)})  # fmt: skip
     out = DemoResults(run_dir=run_dir, stage_seconds=record.stage_seconds)
+    policy = apply_thread_policy(config.threads, source="config")
+    estimate = estimate_demo(config, report=report)  # loads torch: after the policy
+    record.info["threads"] = policy.as_dict()
+    record.info["estimate"] = estimate.as_dict() if estimate is not None else None
+    record.write()
+    if progress and estimate is not None:
+        print(estimate.describe(), flush=True)
     if done:
         record.info["resumed_stages"] = list(done)
 
@@ -198,8 +218,12 @@ def run_demo(
         if name in done and reread is not None:
             record.info["stages_done"].append(name)
             return reread()
-        with record.stage(name):
-            return fn()
+        expected = estimate.expected(name) if estimate is not None else None
+        with record.stage(name), expected_duration(expected):
+            result = fn()
+        if estimate is not None:
+            estimate.actual[name] = record.stage_seconds[name]
+        return result
 
     out.imputation = stage(
         "imputation",
