@@ -227,3 +227,12 @@ def test_references_are_marked_and_never_ranked(built) -> None:
     assert "too few draws" in text  # 1-2 draws per scenario: no coverage rate
     assert re.search(r"unseen questions × unseen groups \(n = \d+ items, 2 questions", text)
     assert "too few questions to rank methods" in text
+
+
+def test_complete_case_row_beside_the_methods(built) -> None:
+    run, html = built
+    pop = pd.read_parquet(run / "imputation" / "population.parquet")
+    cc = pop[(pop["method"] == "complete case") & pop["group"].isna()]
+    assert set(cc["scenario"]) == set(pop["scenario"]) and (cc["n_imputed"] == 0).all()
+    assert ((cc["lower"] < cc["estimate"]) & (cc["estimate"] < cc["upper"])).all()
+    assert "complete case" in html

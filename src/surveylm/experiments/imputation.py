@@ -185,6 +185,9 @@ def run_imputation_benchmark(
                         for frame in _population_rows(full, config, mask, p, seed, groups):
                             pop.append(frame.assign(scenario=scenario, method=method.name,
                                                     rep=rep, unit=unit))  # fmt: skip
+                    for frame in _complete_case_rows(full, config, mask, groups):
+                        pop.append(frame.assign(scenario=scenario, method=COMPLETE_CASE, rep=rep,
+                                                unit=unit))  # fmt: skip
                 scored = truth_items.subset([row_of[str(r)] for r in full.data.index[hidden]])
                 ev = evaluate(
                     scored,
@@ -325,6 +328,49 @@ def _population_rows(
             mi_tv=0.5 * np.abs(mi.pooled.estimate - mi.truth).sum(),
             covered=frame["covered"].astype(bool),
         )
+
+
+#: Population rows of the observed-only estimate, beside every method's.
+COMPLETE_CASE = "complete case"
+
+
+def _complete_case_rows(
+    survey: Survey, config: ImputationConfig, mask: np.ndarray,
+    groups: list[tuple[str, np.ndarray]],
+) -> Iterator[pd.DataFrame]:  # fmt: skip
+    """The complete-case (observed-only) share: the kept answers' weighted share with a
+    t interval on their Kish n_eff (finite-population corrected for the ``sample``
+    estimand) — the first thing every imputation is compared with. Nothing is imputed."""
+    from scipy import stats
+
+    from surveylm.metrics.population import weighted_shares
+    from surveylm.population import completed_shares
+    from surveylm.survey import kish_effective_n
+
+    codes = survey.codes(config.target)
+    w = survey.weights.to_numpy(float)
+    k = survey.questions[config.target].n_options
+    for name, sub in [(None, np.ones(len(codes), bool)), *groups]:
+        keep = sub & ~mask & (codes >= 0)
+        if (name is not None and sub.sum() < config.min_group_n) or keep.sum() < 2:
+            continue
+        est, var = completed_shares(codes[keep], w[keep], k)
+        if config.estimand == "sample":
+            var = var * (1 - keep.sum() / sub.sum())
+        n_eff = kish_effective_n(w[keep])
+        half = stats.t.ppf(0.5 + config.level / 2, max(n_eff - 1, 1)) * np.sqrt(var)
+        truth = weighted_shares(codes[sub], w[sub], k) if (codes[sub] >= 0).all() else np.nan
+        err = np.abs(est - truth)
+        yield pd.DataFrame({
+            "option": survey.questions[config.target].options, "estimate": est,
+            "expected": est, "se": np.sqrt(var), "lower": est - half, "upper": est + half,
+            "df": n_eff - 1, "truth": truth,
+            "covered": (est - half <= truth) & (truth <= est + half), "n_imputed": 0,
+            "estimand": config.estimand,
+            "group_var": config.group_by if name is not None else None, "group": name,
+            "n_group": int(sub.sum()), "abs_error": err, "tv": 0.5 * err.sum(),
+            "mi_tv": 0.5 * err.sum(),
+        })  # fmt: skip
 
 
 def _prediction_rows(
