@@ -85,6 +85,8 @@ CASES = [
     ("demo under a file", ["demo", "--quick", "-o", "{root}/existing.txt/run"], "is a file"),
     ("demo into a folder of other files", ["demo", "--quick", "-o", "{root}", "--overwrite"],
      "no run.json"),
+    ("demo --overwrite --resume", ["demo", "--quick", "-o", "{root}/r", "--overwrite",
+                                   "--resume"], "not both"),
     ("report on a model folder", ["report", "{root}/model"], "not a run folder"),
     ("benchmark into a model folder",
      ["benchmark", "imputation", "{root}/bench.yaml", "-o", "{root}/model"], "no settings.json"),
