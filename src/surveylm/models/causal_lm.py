@@ -253,8 +253,11 @@ class CausalLMAnswerModel(AnswerModel):
         sample_qids = sample.frame["question_id"].to_numpy()
         out = {}
         for q in items.question_ids:
-            logs = [np.log(np.clip(d, 1e-12, None))
-                    for d, sq in zip(pred.distributions, sample_qids, strict=True) if sq == q]
+            logs = [
+                np.log(np.clip(d, 1e-12, None))
+                for d, sq in zip(pred.distributions, sample_qids, strict=True)
+                if sq == q
+            ]
             out[q] = log_prior[q] - np.mean(logs, axis=0)
         return out
 
@@ -284,7 +287,7 @@ class CausalLMAnswerModel(AnswerModel):
             OptionCollator,
             OptionItemDataset,
         )
-        from surveylm.models.validation import inner_split
+        from surveylm.models.validation import MarginalWarning, inner_split, warn_no_gain
         from surveylm.training.config import parse_config
         from surveylm.training.trainer import (
             find_layer_list,
@@ -363,28 +366,15 @@ class CausalLMAnswerModel(AnswerModel):
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
+        name = f"causal LM '{self.model_name or 'default'}'"
         if self.beats_marginal_ is False:
-            import warnings
-
-            from surveylm.models.encoder import MarginalWarning
-
-            warnings.warn(
-                f"causal LM '{self.model_name or 'default'}': validation loss "
-                f"{out.best_validation_loss:.4f} is not below the training marginal's "
-                f"{marginal_loss:.4f}; seen questions are answered with the marginal",
-                MarginalWarning, stacklevel=2,
-            )  # fmt: skip
+            warn_no_gain(name, out.best_validation_loss, "the training marginal's",
+                         marginal_loss, "seen questions are answered with the marginal",
+                         MarginalWarning)  # fmt: skip
         elif out.improved is False:
-            import warnings
-
-            from surveylm.models.validation import NoValidationGainWarning
-
-            warnings.warn(
-                f"causal LM '{self.model_name or 'default'}': validation loss "
-                f"{out.best_validation_loss:.4f} is not below the untrained model's "
-                f"{out.initial_validation_loss:.4f}; the untrained (zero-shot) weights are kept",
-                NoValidationGainWarning, stacklevel=2,
-            )  # fmt: skip
+            warn_no_gain(name, out.best_validation_loss, "the untrained model's",
+                         out.initial_validation_loss,
+                         "the untrained (zero-shot) weights are kept")  # fmt: skip
         return self
 
     def _marginal_validation_loss(self, validation: ItemSet) -> float | None:
@@ -706,9 +696,11 @@ class CausalLMAnswerModel(AnswerModel):
         if state.get("fitted"):
             model.trained_ = trained
             model.history_ = state.get("history", [])
-            model.option_offsets_ = {q: np.asarray(v, dtype=float)
-                                     for q, v in state.get("option_offsets", {}).items()}
-            model.log_marginal_ = {q: np.asarray(v, dtype=float)
-                                   for q, v in state.get("log_marginal", {}).items()}
+            model.option_offsets_ = {
+                q: np.asarray(v, dtype=float) for q, v in state.get("option_offsets", {}).items()
+            }
+            model.log_marginal_ = {
+                q: np.asarray(v, dtype=float) for q, v in state.get("log_marginal", {}).items()
+            }
             model.beats_marginal_ = state.get("beats_marginal")
         return model

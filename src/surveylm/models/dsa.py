@@ -19,7 +19,7 @@ import numpy as np
 from surveylm.errors import ConfigError, ModelError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
-from surveylm.models.validation import inner_split
+from surveylm.models.validation import inner_split, warn_no_gain
 
 __all__ = ["DSAModel", "set_stage2_trainable"]
 
@@ -155,16 +155,9 @@ class DSAModel(AnswerModel):
         self.history_ = out.losses
         self.stage2_improved_ = out.improved
         if out.improved is False:
-            import warnings
-
-            from surveylm.models.validation import NoValidationGainWarning
-
-            warnings.warn(
-                f"DSA stage 2 (shift weight {self.shift_weight}): validation loss "
-                f"{out.best_validation_loss:.4f} is not below stage 1's "
-                f"{out.initial_validation_loss:.4f}; the stage-1 (forward-KL) model is kept",
-                NoValidationGainWarning, stacklevel=2,
-            )  # fmt: skip
+            warn_no_gain(f"DSA stage 2 (shift weight {self.shift_weight})",
+                         out.best_validation_loss, "stage 1's", out.initial_validation_loss,
+                         "the stage-1 (forward-KL) model is kept")  # fmt: skip
         return self
 
     def predict(self, items: ItemSet) -> Predictions:

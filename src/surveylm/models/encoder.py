@@ -59,7 +59,7 @@ from surveylm.models.base import (
     write_model_json,
 )
 from surveylm.models.hf_loading import quiet_loading
-from surveylm.models.validation import NoValidationGainWarning, inner_split
+from surveylm.models.validation import MarginalWarning, inner_split, warn_no_gain
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -67,6 +67,7 @@ from surveylm.training.trainer import freeze_all_but_top_layers, train_option_mo
 __all__ = [
     "EncoderAnswerModel",
     "EncoderOptionScorer",
+    "MarginalWarning",
     "default_encoder_path",
     "encoder_prompt_format",
     "load_sentence_encoder",
@@ -426,8 +427,6 @@ class EncoderAnswerModel(AnswerModel):
     def fit(self, items: ItemSet) -> EncoderAnswerModel:
         """Train the head (and, unless ``train="head"``, the encoder) on the items with
         known targets; see the class docstring."""
-        import warnings
-
         from transformers import set_seed
 
         from surveylm.models.item_texts import marginal_log_prior
@@ -475,12 +474,9 @@ class EncoderAnswerModel(AnswerModel):
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
         if out.improved is False:
-            warnings.warn(
-                f"encoder ({self.train}): validation loss {out.best_validation_loss:.4f} is not "
-                f"below the training marginal's {out.initial_validation_loss:.4f}; its "
-                "predictions are the marginal",
-                MarginalWarning, stacklevel=2,
-            )  # fmt: skip
+            warn_no_gain(f"encoder ({self.train})", out.best_validation_loss,
+                         "the training marginal's", out.initial_validation_loss,
+                         "its predictions are the marginal", MarginalWarning)  # fmt: skip
         return self
 
     def _build_scorer(self, cfg: FineTuneConfig) -> None:
@@ -810,10 +806,6 @@ def _calibrated_prior(
                 break
         out[qid] = (bias - bias.max()).tolist()
     return out
-
-
-class MarginalWarning(NoValidationGainWarning):
-    """A fitted encoder did not beat the training marginal on its validation split."""
 
 
 class _ItemRows(torch.utils.data.Dataset):

@@ -11,13 +11,32 @@ import numpy as np
 
 from surveylm.items import ItemSet
 
-__all__ = ["NoValidationGainWarning", "inner_split"]
+__all__ = ["MarginalWarning", "NoValidationGainWarning", "inner_split", "warn_no_gain"]
 
 
 class NoValidationGainWarning(UserWarning):
     """Training did not lower the validation loss below the starting state's, so the
     starting state was restored (the marginal for an encoder head, the zero-shot model
     for a causal LM)."""
+
+
+class MarginalWarning(NoValidationGainWarning):
+    """A fitted LM answer model did not beat the training marginal on its validation
+    split (its predictions for seen questions are the marginal)."""
+
+
+def warn_no_gain(
+    model: str, best: float, reference: str, reference_loss: float, consequence: str,
+    category: type[Warning] = NoValidationGainWarning,
+) -> None:  # fmt: skip
+    """The one warning line of a fit whose best validation loss did not beat a reference."""
+    import warnings
+
+    warnings.warn(
+        f"{model}: validation loss {best:.4f} is not below {reference} {reference_loss:.4f}; "
+        f"{consequence}",
+        category, stacklevel=3,
+    )  # fmt: skip
 
 
 def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
