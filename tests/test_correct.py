@@ -51,7 +51,7 @@ def ppi_py():
 def test_equals_ppi_py_unweighted(ppi_py, tuning, mode):
     y, p_l, p_u = _noisy(80, 600, signal=0.3)
     onehot = np.eye(3)[y]
-    s = ppi_shares(y, p_l, p_u, tuning=tuning, ddof=0)
+    s = ppi_shares(y, p_l, p_u, tuning=tuning, small_sample=False)
     assert ((s.lam > 0.05) & (s.lam < 0.95)).all()  # tuned, not clipped: a real check
     lo, hi = ppi_py.ppi_mean_ci(onehot, p_l, p_u, alpha=0.05, lam_optim_mode=mode)
     est = ppi_py.ppi_mean_pointestimate(onehot, p_l, p_u, lam_optim_mode=mode)
@@ -65,27 +65,31 @@ def test_equals_ppi_py_unweighted(ppi_py, tuning, mode):
 def test_equals_ppi_py_fixed_lambda_and_classical(ppi_py):
     y, p_l, p_u = _data(60, 400)
     onehot = np.eye(3)[y]
-    s = ppi_shares(y, p_l, p_u, method="ppi", ddof=0)
+    s = ppi_shares(y, p_l, p_u, method="ppi", small_sample=False)
     lo, hi = ppi_py.ppi_mean_ci(onehot, p_l, p_u, alpha=0.1, lam=1)
-    s90 = ppi_shares(y, p_l, p_u, method="ppi", ddof=0, level=0.9)
+    s90 = ppi_shares(y, p_l, p_u, method="ppi", small_sample=False, level=0.9)
     np.testing.assert_allclose(s90.lower, lo, atol=1e-12)
     np.testing.assert_allclose(s90.upper, hi, atol=1e-12)
     assert (s.upper - s.lower > s90.upper - s90.lower).all()
-    c = ppi_shares(y, p_l, p_u, method="classical", ddof=0)
+    c = ppi_shares(y, p_l, p_u, method="classical", small_sample=False)
     for k in range(3):
         lo_k, hi_k = ppi_py.classical_mean_ci(onehot[:, k], alpha=0.05)
         assert (c.lower[k], c.upper[k]) == pytest.approx((lo_k, hi_k), abs=1e-12)
         assert c.classical_se[k] == c.se[k]
 
 
-def test_weights_point_and_lambda_as_ppi_py_variance_linearised(ppi_py):
+def test_weights_point_as_ppi_py_variance_linearised(ppi_py):
     y, p_l, p_u = _noisy(70, 500, signal=0.3, seed=3)
     rng = np.random.default_rng(4)
     w_l, w_u = rng.uniform(0.3, 3, len(y)), rng.uniform(0.3, 3, len(p_u))
-    s = ppi_shares(y, p_l, p_u, labelled_weights=w_l, unlabelled_weights=w_u, ddof=0)
-    est = ppi_py.ppi_mean_pointestimate(np.eye(3)[y], p_l, p_u, w=w_l, w_unlabeled=w_u,
-                                        lam_optim_mode="element")  # fmt: skip
-    np.testing.assert_allclose(s.estimate, est, atol=1e-12)
+    s = ppi_shares(y, p_l, p_u, labelled_weights=w_l, unlabelled_weights=w_u,
+                   small_sample=False)  # fmt: skip
+    assert ((s.lam > 0) & (s.lam < 1)).all()
+    for lam in (1.0, float(s.lam[0])):
+        fixed = ppi_shares(y, p_l, p_u, labelled_weights=w_l, unlabelled_weights=w_u, lam=lam)
+        est = ppi_py.ppi_mean_pointestimate(np.eye(3)[y], p_l, p_u, lam=lam, w=w_l,
+                                            w_unlabeled=w_u)  # fmt: skip
+        np.testing.assert_allclose(fixed.estimate, est, atol=1e-12)
     # the linearised variance by hand: Σ a²(r − r̄)² + λ² Σ b²(p − p̄)²
     a, b = w_l / w_l.sum(), w_u / w_u.sum()
     r = np.eye(3)[y] - s.lam * p_l
@@ -93,7 +97,8 @@ def test_weights_point_and_lambda_as_ppi_py_variance_linearised(ppi_py):
     v += s.lam**2 * (b[:, None] ** 2 * (p_u - b @ p_u) ** 2).sum(0)
     np.testing.assert_allclose(s.se, np.sqrt(v), rtol=1e-12)
     # scaling the weights changes nothing
-    s2 = ppi_shares(y, p_l, p_u, labelled_weights=5 * w_l, unlabelled_weights=w_u / 7, ddof=0)
+    s2 = ppi_shares(y, p_l, p_u, labelled_weights=5 * w_l, unlabelled_weights=w_u / 7,
+                    small_sample=False)  # fmt: skip
     np.testing.assert_allclose(s2.se, s.se, rtol=1e-12)
 
 
@@ -102,11 +107,16 @@ def test_constant_prediction_has_no_imputed_variance_with_weights(ppi_py):
     y, p_l, _ = _data(50, 10)
     p_u = np.tile([0.2, 0.3, 0.5], (400, 1))
     w_u = np.random.default_rng(1).uniform(0.2, 4, 400)
-    s = ppi_shares(y, p_l, p_u, unlabelled_weights=w_u, method="ppi", ddof=0)
-    classical_rect = ppi_shares(y, p_l, np.tile([0.2, 0.3, 0.5], (400, 1)), method="ppi", ddof=0)
+    s = ppi_shares(y, p_l, p_u, unlabelled_weights=w_u, method="ppi", small_sample=False)
+    classical_rect = ppi_shares(
+        y, p_l, np.tile([0.2, 0.3, 0.5], (400, 1)), method="ppi", small_sample=False
+    )
     np.testing.assert_allclose(s.se, classical_rect.se, rtol=1e-12)  # weights of p_u: no noise
     lo, hi = ppi_py.ppi_mean_ci(np.eye(3)[y], p_l, p_u, alpha=0.05, lam=1, w_unlabeled=w_u)
     assert ((hi.ravel() - lo.ravel()) > (s.upper - s.lower) + 1e-3).all()
+    tuned = ppi_shares(y, np.tile([0.2, 0.3, 0.5], (50, 1)), p_u, unlabelled_weights=w_u,
+                       labelled_weights=np.linspace(0.5, 2, 50))  # fmt: skip
+    assert (tuned.lam == 0).all()  # weights' spread is not a signal
 
 
 def test_useless_model_falls_back_to_classical():
@@ -193,3 +203,35 @@ def test_coverage_study_anes(anes):
     assert (
         biased.groupby("option")["estimate"].mean() - biased.groupby("option")["truth"].first()
     ).abs().max() < 0.02  # the rectifier removes a 0.5-mass bias
+
+
+def test_imputation_runner_writes_ppi_beside_mi(tmp_path):
+    """The runner's hook: answerers = labelled, nonrespondents = unlabelled; the table is
+    written only when asked for, read back, and flags MI estimates outside PPI++."""
+    from surveylm.experiments.imputation import ImputationConfig, ImputationResults
+    from surveylm.experiments.imputation import run_imputation_benchmark as run
+
+    cfg = {
+        "dataset": "anes1996", "target": "vote", "features": ANES_FEATURES[:5],
+        "scenarios": [{"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"}],
+        "methods": [{"name": "uniform", "model": "uniform"},
+                    {"name": "logistic", "model": "logistic"}],
+        "m": 2, "n_boot": 0,
+    }  # fmt: skip
+    off = run(ImputationConfig(**cfg), tmp_path / "off", progress=False)
+    assert off.ppi.empty and not (tmp_path / "off" / "ppi.parquet").exists()
+    res = run(ImputationConfig(**cfg, ppi_folds=2), tmp_path / "on", progress=False)
+    ppi = res.ppi
+    assert len(ppi) == 2 * 2 * 2  # MCAR 2 folds, 2 methods, 2 options
+    assert ppi["mi_estimate"].notna().all() and ppi["truth"].notna().all()
+    mcar = ppi[(ppi["scenario"] == "MCAR 50%")]
+    assert mcar["covered"].all()  # random non-response: PPI++ holds
+    uni = mcar[mcar["method"] == "uniform"]
+    np.testing.assert_allclose(uni["estimate"], uni["classical"])  # useless model: λ = 0
+    logi = mcar[mcar["method"] == "logistic"]
+    assert (logi["se"] < logi["classical_se"]).all() and (logi["effective_n"] > 472).all()
+    assert (ppi["effective_n_low"] <= ppi["effective_n_high"]).all()
+    outside = (ppi["mi_estimate"] < ppi["lower"]) | (ppi["mi_estimate"] > ppi["upper"])
+    assert (ppi["disagree"] == outside).all() and not logi["disagree"].any()
+    back = ImputationResults.from_files(tmp_path / "on")
+    assert len(back.ppi) == len(ppi)

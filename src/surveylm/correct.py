@@ -20,27 +20,28 @@ answers) falls back to the classical estimate instead of widening it.
 
 Variances are the with-replacement linearisation of the two weighted (Hájek) means, as in
 :func:`surveylm.population.share_variance`:
-``v = Σ_j b_j² λ²(p̂_j − p̄_u)² + Σ_i a_i² (r_i − r̄)²`` with ``r = y − λ p̂``, times
-``m / (m − ddof)`` in each part; intervals are normal (Wald) intervals, bounds clipped to
-[0, 1]. The **effective sample size** (:func:`effective_sample_size`) is the number of real
-respondents that would give the same variance without the model, ``n · v_classical /
-v_PPI``, with a bootstrap interval.
+``v = Σ_j b_j² λ²(p̂_j − p̄_u)² + Σ_i a_i² (r_i − r̄)²`` with ``r = y − λ p̂``, times ``m / (m − 1)`` in each part; intervals use Student's
+t with ``n_eff − 1`` degrees of freedom (Kish's effective size of the labelled weights, as
+in :func:`surveylm.population.rubin_pool`), bounds clipped to [0, 1]. The **effective sample
+size** (:func:`effective_sample_size`) is the number of real respondents that would give the
+same variance without the model, ``n · v_classical / v_PPI``, with a bootstrap interval.
 
-Relation to ``ppi-python`` (``ppi_py``, the reference implementation of both papers):
-with equal weights and ``ddof=0`` the estimates, ``λ`` and intervals equal its
+Relation to ``ppi-python`` (``ppi_py``, the reference implementation of both papers): with
+equal weights and ``small_sample=False`` the estimates, ``λ`` and intervals equal its
 ``ppi_mean_pointestimate`` / ``ppi_mean_ci`` (``lam_optim_mode="element"`` for
 ``tuning="option"``, ``"overall"`` for ``tuning="overall"``) and ``classical_mean_ci``
 (``tests/test_correct.py`` checks it). What it does not cover, and this module adds: the
 variance of a *weighted* mean — ``ppi_py`` takes weights for the point estimate and ``λ``
-but its variance is that of ``w·y`` uncentred at the weighted mean, which counts the
-spread of the weights themselves as noise (a constant prediction gets a non-zero
-"imputed" variance); the ``n/(n−1)`` small-sample factor; shares of every option of a
-categorical question at once with a per-option ``λ``; the effective sample size and its
-interval; survey-level alignment of predictions with respondents (:func:`survey_ppi_shares`).
-Neither covers strata or clusters (surveys here carry only weights), nor labelled
-respondents chosen by anything but chance: under non-random non-response (MAR, MNAR,
-convenience samples) the rectifier measured on the answerers is not the model's error on
-the others, and the interval is not valid.
+but its variance is that of ``w·y`` uncentred at the weighted mean, and its ``λ`` uses
+gradients ``w(y − θ)``, so the spread of the weights themselves counts as signal and noise
+(a constant prediction gets a non-zero "imputed" variance and a spurious ``λ``); here both
+are linearised about the weighted means; the small-sample factor and t quantile; shares of
+every option of a categorical question at once with a per-option ``λ``; the effective sample
+size and its interval; survey-level alignment of predictions with respondents
+(:func:`survey_ppi_shares`). Neither covers strata or clusters (surveys here carry only
+weights), nor labelled respondents chosen by anything but chance: under non-random
+non-response (MAR, MNAR, convenience samples) the rectifier measured on the answerers is not
+the model's error on the others, and the interval is not valid.
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ class PPIShares:
         classical: The labelled-only share (``λ = 0``) and ``classical_se`` its se.
         model_share: The model's share on the unlabelled respondents (no correction).
         n_labelled, n_unlabelled: Sizes of the two parts; level: interval level.
+        df: Degrees of freedom of the t quantile (``inf``: normal).
     """
 
     options: tuple[str, ...]
@@ -99,6 +101,7 @@ class PPIShares:
     n_labelled: int
     n_unlabelled: int
     level: float
+    df: float = np.inf
 
     @property
     def effective_n(self) -> np.ndarray:
@@ -109,7 +112,7 @@ class PPIShares:
     def to_frame(self) -> pd.DataFrame:
         """One row per option: estimate, se, interval, λ, classical share and se, the
         model's uncorrected share, effective n and the part sizes."""
-        z = normal_quantile(self.level)
+        z = normal_quantile(self.level, self.df)
         return pd.DataFrame({
             "option": list(self.options), "method": self.method, "estimate": self.estimate,
             "se": self.se, "lower": self.lower, "upper": self.upper, "lam": self.lam,
@@ -134,7 +137,7 @@ def ppi_shares(
     tuning: Tuning = "option",
     lam: float | None = None,
     level: float = 0.95,
-    ddof: int = 1,
+    small_sample: bool = True,
 ) -> PPIShares:
     """Prediction-powered weighted share of every option, with a confidence interval.
 
@@ -152,8 +155,9 @@ def ppi_shares(
             keeps the estimates summing to 1.
         lam: A fixed λ (overrides ``method``'s).
         level: Interval level.
-        ddof: Small-sample correction of each part's variance, ``m / (m − ddof)``;
-            ``0`` reproduces ``ppi_py``.
+        small_sample: Each part's variance times ``m / (m − 1)`` and a Student-t
+            quantile on the labelled part's Kish ``n_eff − 1`` degrees of freedom;
+            ``False``: neither, a normal interval as ``ppi_py``'s.
 
     Returns:
         :class:`PPIShares`.
@@ -174,13 +178,15 @@ def ppi_shares(
     labels_out = tuple(str(i) for i in range(k)) if options is None else tuple(options)
     if len(labels_out) != k:
         raise DataError(f"{len(labels_out)} option labels for {k} predicted options")
+    ddof = int(small_sample)
     est, var, lam_k, c_est, c_var = _fit(y, p_l, p_u, a, b, method, tuning, lam, ddof)
     se, c_se = np.sqrt(var), np.sqrt(c_var)
-    half = normal_quantile(level) * se
+    df = 1.0 / float((a**2).sum()) - 1.0 if small_sample else np.inf
+    half = normal_quantile(level, df) * se
     return PPIShares(
         labels_out, method if lam is None else f"lambda={lam:g}", est, se,
         np.clip(est - half, 0, 1), np.clip(est + half, 0, 1), lam_k, c_est, c_se,
-        b @ p_u, n, len(p_u), level,
+        b @ p_u, n, len(p_u), level, df,
     )  # fmt: skip
 
 
@@ -207,8 +213,8 @@ def effective_sample_size(
     """
     if n_boot < 1:
         raise DataError(f"n_boot must be at least 1, got {n_boot}")
-    if "lam" in kwargs or "ddof" in kwargs:
-        raise DataError("effective_sample_size tunes λ itself and uses ddof = 1")
+    if "lam" in kwargs:
+        raise DataError("effective_sample_size tunes λ itself")
     point = ppi_shares(labels, labelled_predictions, unlabelled_predictions, **kwargs)
     y, p_l, p_u, a, b = _check(labels, labelled_predictions, unlabelled_predictions,
                                kwargs.get("labelled_weights"),
@@ -220,7 +226,8 @@ def effective_sample_size(
     for r in range(n_boot):
         i, j = rng.integers(0, n, n), rng.integers(0, n_u, n_u)
         ai, bj = a[i] / a[i].sum(), b[j] / b[j].sum()
-        _, var, _, _, c_var = _fit(y[i], p_l[i], p_u[j], ai, bj, method, tuning, None, 1)
+        _, var, _, _, c_var = _fit(y[i], p_l[i], p_u[j], ai, bj, method, tuning, None,
+                                   int(kwargs.get("small_sample", True)))  # fmt: skip
         boot[r] = _ess_row(n, var, c_var)
     lo, hi = np.nanquantile(boot, [(1 - level) / 2, (1 + level) / 2], axis=0)
     ess = _ess_row(n, point.se**2, point.classical_se**2)
@@ -290,9 +297,11 @@ def respondent_predictions(survey: object, target: str, predictions: object) -> 
 
 
 # -- internals ----------------------------------------------------------------------------
-def normal_quantile(level: float) -> float:
-    """The two-sided normal quantile of ``level``."""
-    return float(stats.norm.ppf(0.5 + level / 2))
+def normal_quantile(level: float, df: float = np.inf) -> float:
+    """The two-sided quantile of ``level``: normal, or Student's t with ``df`` (≥ 1)."""
+    if np.isinf(df):
+        return float(stats.norm.ppf(0.5 + level / 2))
+    return float(stats.t.ppf(0.5 + level / 2, max(df, 1.0)))
 
 
 def _check(
@@ -353,13 +362,15 @@ def _tuned_lambda(
     tuning: Tuning,
 ) -> np.ndarray:  # fmt: skip
     """PPI++'s variance-minimising λ for a mean (Angelopoulos, Duchi & Zrnic 2024), computed as
-    ``ppi_py._calc_lam_glm`` does, with survey weights in the linearised gradients."""
+    ``ppi_py._calc_lam_glm`` does (identical without weights), with survey weights in
+    gradients linearised about the weighted means: the answers' about their labelled mean,
+    the predictions of both parts about the unlabelled mean of the predictions."""
     n, k = p_l.shape
     big_n = len(p_u)
-    theta, _ = _estimate(y, p_l, p_u, a, b, np.ones(k), 0)
-    g = n * a[:, None] * (np.eye(k)[y] - theta)
-    gh = n * a[:, None] * (p_l - theta)
-    ghu = big_n * b[:, None] * (p_u - theta)
+    centre = b @ p_u
+    g = n * a[:, None] * (np.eye(k)[y] - a @ np.eye(k)[y])
+    gh = n * a[:, None] * (p_l - centre)
+    ghu = big_n * b[:, None] * (p_u - centre)
     cov = ((g - g.mean(0)) * (gh - gh.mean(0))).sum(axis=0) / n
     var = np.var(np.vstack([gh, ghu]), axis=0, ddof=1)
     num, den = cov, (1 + n / big_n) * var

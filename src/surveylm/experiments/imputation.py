@@ -41,6 +41,7 @@ from surveylm.experiments.imputation_config import (
     MethodConfig,
     load_imputation_config,
 )
+from surveylm.experiments.ppi_imputation import ppi_rows, with_mi
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.missingness import MCARConfig, apply_missingness
@@ -76,6 +77,9 @@ class ImputationResults:
             repetitions), population TV / max abs error, subgroup TV, MI coverage and
             interval width (wall times are in ``timings``, apart from results).
         timings: ``scenario, method, rep, unit, seconds, n_train, n_imputed``.
+        ppi: With ``ppi_folds`` set, the prediction-powered (PPI++) share of every
+            option per scenario × method × draw beside the MI estimate, with ``disagree``
+            (:func:`surveylm.experiments.ppi_imputation.with_mi`); empty otherwise.
         predictions: The predicted distribution of every imputed respondent, long:
             ``scenario, method, rep, unit, respondent_id, weight, option, prob, observed``
             (``observed`` = 1 for the respondent's true answer) — what a reliability
@@ -92,6 +96,7 @@ class ImputationResults:
     config: ImputationConfig
     settings: dict[str, Any] = field(default_factory=dict)
     predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ppi: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table(self, digits: int = 3) -> pd.DataFrame:
         """The summary rounded for the terminal (index = scenario, method)."""
@@ -105,6 +110,8 @@ class ImputationResults:
         from surveylm.experiments.results_folder import write_results
 
         tables = {name: getattr(self, name) for name in _TABLES}
+        if len(self.ppi):  # only when the config asked for it (ppi_folds)
+            tables["ppi"] = self.ppi
         return write_results(directory, tables, self.config.to_yaml(), self.settings)
 
     @classmethod
@@ -112,7 +119,8 @@ class ImputationResults:
         """Read back results written by :meth:`to_files` (a resumed run's finished stage)."""
         from surveylm.experiments.results_folder import read_results
 
-        tables, config, settings = read_results(directory, _TABLES)
+        optional = ("ppi",) if (Path(directory) / "ppi.parquet").is_file() else ()
+        tables, config, settings = read_results(directory, _TABLES + optional)
         return cls(config=load_imputation_config(config), settings=settings, **tables)
 
 
@@ -152,7 +160,7 @@ def run_imputation_benchmark(
     truth_codes = pd.Series(full.codes(config.target), index=full.data.index.astype(str))
     options = full.questions[config.target].options
     total = sum(len(u) for u in units.values()) * len(config.methods)
-    resp, pop, times, pred_rows = [], [], [], []
+    resp, pop, times, pred_rows, ppi = [], [], [], [], []
     with progress_bar("imputation", total, progress) as advance:
         for scenario, draws in units.items():
             for rep in sorted({r for r, _, _ in draws}):
@@ -185,6 +193,9 @@ def run_imputation_benchmark(
                         for frame in _population_rows(full, config, mask, p, seed, groups):
                             pop.append(frame.assign(scenario=scenario, method=method.name,
                                                     rep=rep, unit=unit))  # fmt: skip
+                        if config.ppi_folds:
+                            ppi.append(ppi_rows(observed, config, method, seed).assign(
+                                scenario=scenario, method=method.name, rep=rep, unit=unit))
                     for frame in _complete_case_rows(full, config, mask, groups):
                         pop.append(frame.assign(scenario=scenario, method=COMPLETE_CASE, rep=rep,
                                                 unit=unit))  # fmt: skip
@@ -220,7 +231,8 @@ def run_imputation_benchmark(
         "threads": threads.as_dict(),
     }  # fmt: skip
     results = ImputationResults(
-        respondent, population, coverage, summary, timings, config, settings, predictions
+        respondent, population, coverage, summary, timings, config, settings, predictions,
+        with_mi(ppi, population),
     )
     if output_dir is not None:
         results.to_files(output_dir)

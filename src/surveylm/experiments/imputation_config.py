@@ -67,6 +67,10 @@ class ImputationConfig(BaseModel):
         n_boot: Bootstrap resamples of the respondent-metric confidence intervals.
         threads: CPU threads of every library (:mod:`surveylm.threads`; ``None`` = the
             available cores). ``surveylm --threads`` overrides it.
+        ppi_folds: Also estimate the shares by prediction-powered inference (PPI++,
+            answerers = labelled, nonrespondents = unlabelled) beside multiple imputation,
+            with this many cross-fitting folds — that many extra fits per method and draw
+            (:mod:`surveylm.experiments.ppi_imputation`); ``None`` (default) = off.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -88,6 +92,7 @@ class ImputationConfig(BaseModel):
     level: float = Field(0.95, gt=0, lt=1)
     n_boot: int = Field(200, ge=0)
     threads: int | None = Field(None, ge=1)
+    ppi_folds: int | None = Field(None, ge=2)
 
     @model_validator(mode="after")
     def _unique_names(self) -> ImputationConfig:

@@ -97,7 +97,6 @@ def coverage_study(
     w = est_half.weights.to_numpy(dtype=np.float64)
     options = est_half.question(target).options
     truth = np.bincount(codes, weights=w, minlength=len(options)) / w.sum()
-    z = normal_quantile(level)
     cols: dict[str, list[np.ndarray]] = {c: [] for c in _COLUMNS}
     for n in sizes:
         for d in range(draws):
@@ -108,7 +107,7 @@ def coverage_study(
                 s = ppi_shares(codes[lab], p[lab], p[~lab], labelled_weights=w[lab],
                                unlabelled_weights=w[~lab], options=options,
                                level=level)  # fmt: skip
-                k = len(options)
+                k, z = len(options), normal_quantile(level, s.df)
                 for col, v in (
                     ("model", [name] * k), ("n", [n] * k), ("draw", [d] * k),
                     ("option", options), ("truth", truth), ("estimate", s.estimate),
