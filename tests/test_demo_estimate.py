@@ -12,8 +12,9 @@ from surveylm.progress import _remaining, eta_text, expected_duration, progress_
 @pytest.fixture()
 def twice_as_slow(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine on which the speed check takes twice its reference time."""
-    monkeypatch.setattr(demo_estimate, "speed_probe",
-                        lambda: 2 * demo_estimate.REFERENCE["quick"]["probe"])  # fmt: skip
+    for ref in demo_estimate.REFERENCE.values():
+        monkeypatch.setitem(ref, "probe", 0.1)
+    monkeypatch.setattr(demo_estimate, "speed_probe", lambda: 0.2)
 
 
 def test_packaged_config_is_estimated_from_reference_times_scaled_by_the_probe(

@@ -3,10 +3,13 @@
 torch (intra- and inter-op), CatBoost, scikit-learn/joblib, numpy's BLAS and the Rust
 tokenizers each size their pool to the machine on their own, and OpenMP's threads *spin*
 while they wait for work. On a laptop that is not idle (a browser, R, a spreadsheet, or
-pytest-xdist's other workers) a spinning thread holds a core another process needs, and the
-small operations of a frozen-encoder fit ran 6× slower on 2 cores beside other load
-(measured: 300 option-head steps took 37-40 s with torch's 2 default OpenMP threads and
-5-6 s with ``OMP_WAIT_POLICY=PASSIVE`` or one thread; see ``benchmarks/demo_time.py``).
+pytest-xdist's other workers) a spinning thread holds a core another process needs. Measured
+on 2 cores at load 7-9 (other processes plus one busy loop), A/B interleaved, fresh
+processes: 300 training steps of the encoder's option head took 132 and 235 s with torch's
+2 default OpenMP threads, 13 and 8 s with 2 threads and ``OMP_WAIT_POLICY=PASSIVE``, 24-28 s
+with one thread (either policy); embedding 512 texts with all-MiniLM-L6-v2, 11 and 19 s
+with 2 passive threads, 13 and 21 s with 2 spinning ones, 14-33 s with one. Hence: all
+available cores, passive waiting (``benchmarks/demo_time.py`` times the whole demo).
 
 The policy, decided once per process by :func:`apply_thread_policy`:
 
