@@ -235,3 +235,22 @@ def test_imputation_runner_writes_ppi_beside_mi(tmp_path):
     assert (ppi["disagree"] == outside).all() and not logi["disagree"].any()
     back = ImputationResults.from_files(tmp_path / "on")
     assert len(back.ppi) == len(ppi)
+
+
+def test_cli_correct(tmp_path):
+    from typer.testing import CliRunner
+
+    from surveylm.cli import app
+
+    out = tmp_path / "shares.csv"
+    args = ["correct", "anes1996", "--target", "vote", "--model", "logistic", "--features",
+            "PID,selfLR", "--keep", "80", "--folds", "2", "-o", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table["option"]) == ["Bill Clinton", "Bob Dole"]
+    assert (table["effective_n"] > 80).all() and table["truth"].notna().all()
+    bad = CliRunner().invoke(app, ["correct", "anes1996", "--target", "vote"])
+    assert bad.exit_code == 1 and "exactly one of predictions and model" in bad.output

@@ -684,6 +684,60 @@ def impute_cmd(
         typer.echo(f"wrote {m} completed datasets to {output}")
 
 
+@app.command("correct")
+def correct_cmd(
+    survey: Annotated[str, typer.Argument(help="Built-in dataset name or survey file.")],
+    target: Annotated[str, typer.Option(help="Question whose option shares are estimated.")],
+    model: Annotated[
+        str | None, typer.Option(help="Model cross-fitted on the respondents who answered.")
+    ] = None,
+    features: Annotated[str | None, typer.Option(help="Comma-separated features.")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="Or: predictions of every respondent (surveylm predict) from a "
+                     "model that never saw these answers."),
+    ] = None,
+    keep: Annotated[
+        int | None, typer.Option(help="Keep only N random answers (the rest become unlabelled).")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Cross-fitting folds.")] = 5,
+    level: Annotated[float, typer.Option(help="Interval level.")] = 0.95,
+    seed: Annotated[int, typer.Option()] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help=".csv or .parquet")] = None,
+    codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+) -> None:
+    """Shares from a model plus the real answers, by prediction-powered inference (PPI++),
+    beside the answers alone, with how many respondents the model is worth."""
+    with _friendly_errors():
+        from surveylm.correct import correct_survey
+        from surveylm.io.output_paths import check_file_output
+
+        if output is not None:
+            check_file_output(output, (".csv", ".parquet"), "--output")
+        s = _load_survey(survey, codebook)
+        preds = None
+        if predictions is not None:
+            from surveylm.models.base import Predictions
+
+            preds = Predictions.read_parquet(predictions)
+        table = correct_survey(s, target, predictions=preds, model=model,
+                               features=_split_list(features) or [], keep=keep, folds=folds,
+                               seed=seed, level=level)  # fmt: skip
+        cols = ["option", "estimate", "lower", "upper", "lam", "classical", "classical_lower",
+                "classical_upper", "effective_n", "effective_n_low", "effective_n_high"]
+        cols += ["truth"] if "truth" in table else []  # fmt: skip
+        _show_table(table[cols].round(3), f"{target}: PPI++ vs the answers alone")
+        if output is not None:
+            from surveylm.io.atomic import atomic_path
+
+            with atomic_path(output) as tmp:
+                if output.suffix == ".csv":
+                    table.to_csv(tmp, index=False)
+                else:
+                    table.to_parquet(tmp, index=False)
+            typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     """Entry point of the ``surveylm`` command."""
     app()

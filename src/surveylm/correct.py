@@ -20,8 +20,9 @@ answers) falls back to the classical estimate instead of widening it.
 
 Variances are the with-replacement linearisation of the two weighted (Hájek) means, as in
 :func:`surveylm.population.share_variance`:
-``v = Σ_j b_j² λ²(p̂_j − p̄_u)² + Σ_i a_i² (r_i − r̄)²`` with ``r = y − λ p̂``, times ``m / (m − 1)`` in each part; intervals use Student's
-t with ``n_eff − 1`` degrees of freedom (Kish's effective size of the labelled weights, as
+``v = Σ_j b_j² λ²(p̂_j − p̄_u)² + Σ_i a_i² (r_i − r̄)²`` with ``r = y − λ p̂``, times
+``m / (m − 1)`` in each part; intervals use Student's t with ``n_eff − 1`` degrees of
+freedom (Kish's effective size of the labelled weights, as
 in :func:`surveylm.population.rubin_pool`), bounds clipped to [0, 1]. The **effective sample
 size** (:func:`effective_sample_size`) is the number of real respondents that would give the
 same variance without the model, ``n · v_classical / v_PPI``, with a bootstrap interval.
@@ -64,6 +65,7 @@ METHODS: tuple[str, ...] = ("ppi++", "ppi", "classical")
 __all__ = [
     "METHODS",
     "PPIShares",
+    "correct_survey",
     "effective_sample_size",
     "normal_quantile",
     "ppi_shares",
@@ -407,3 +409,84 @@ def _ess_row(n: int, var: np.ndarray, c_var: np.ndarray) -> np.ndarray:
         per = np.where(var > 0, n * c_var / var, float(n))
     tot = float(var.sum())
     return np.append(per, n * float(c_var.sum()) / tot if tot > 0 else float(n))
+
+
+def correct_survey(
+    survey: object,
+    target: str,
+    *,
+    predictions: object | None = None,
+    model: object | None = None,
+    features: Sequence[str] = (),
+    keep: int | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    level: float = 0.95,
+    n_boot: int = 1000,
+) -> pd.DataFrame:
+    """What ``surveylm correct`` prints: PPI++ beside classical shares and the effective n.
+
+    Args:
+        survey: The survey; respondents who answered ``target`` are the labelled set.
+        target: The question.
+        predictions: Predictions of every respondent from a model fitted elsewhere; or
+        model: an unfitted model (or registry name) cross-fitted on the answerers with
+            ``folds`` folds (:func:`surveylm.crossfit.cross_fit_predictions`) on
+            ``features``.
+        keep: Keep only this many answers (drawn with ``seed``) and hide the rest — the
+            few-real-respondents setting on a survey where everyone answered; the hidden
+            answers' full share is then shown as ``truth``.
+        folds, seed, level, n_boot: Cross-fitting folds, seed, interval level, bootstrap
+            resamples of the effective-n interval.
+
+    Returns:
+        One row per option: PPI++ ``estimate``/``lower``/``upper``, ``lam``, classical
+        share and interval, the model's share, ``effective_n`` with ``effective_n_low`` /
+        ``effective_n_high``, and ``truth`` (full-sample share) when known.
+    """
+    from surveylm.missingness import apply_missingness
+    from surveylm.survey import Survey
+
+    if not isinstance(survey, Survey):
+        raise DataError("correct_survey needs a Survey")
+    if (predictions is None) == (model is None):
+        raise DataError("give exactly one of predictions and model")
+    codes = survey.codes(target)
+    w = survey.weights.to_numpy(dtype=np.float64)
+    truth = None
+    observed = survey
+    if keep is not None:
+        answered = np.flatnonzero(codes >= 0)
+        if not 2 <= keep < len(answered):
+            raise DataError(f"keep must be in [2, {len(answered)}), got {keep}")
+        kept = np.random.default_rng(seed).choice(answered, keep, replace=False)
+        hide = codes >= 0
+        hide[kept] = False
+        observed = apply_missingness(survey, target, hide)
+        k = survey.question(target).n_options
+        truth = np.bincount(codes[answered], weights=w[answered], minlength=k)
+        truth = truth / truth.sum()
+    if predictions is None:
+        from surveylm.crossfit import cross_fit_predictions
+        from surveylm.models import make_model
+        from surveylm.models.base import AnswerModel
+
+        m = make_model(model) if isinstance(model, str) else model
+        if not isinstance(m, AnswerModel):
+            raise DataError("model must be an AnswerModel or a registry name")
+        predictions = cross_fit_predictions(m, observed, target, features, folds=folds,
+                                            seed=seed)  # fmt: skip
+    shares = survey_ppi_shares(observed, target, predictions, level=level)
+    obs = observed.codes(target)
+    lab = obs >= 0
+    p = respondent_predictions(observed, target, predictions)
+    ess = effective_sample_size(obs[lab], p[lab], p[~lab], labelled_weights=w[lab],
+                                unlabelled_weights=w[~lab], level=level, n_boot=n_boot,
+                                seed=seed)  # fmt: skip
+    ess = ess[ess["option"] != "all"]
+    frame = shares.to_frame().assign(
+        effective_n_low=ess["ci_low"].to_numpy(), effective_n_high=ess["ci_high"].to_numpy()
+    )
+    if truth is not None:
+        frame["truth"] = truth
+    return frame
