@@ -220,7 +220,8 @@ def test_imputation_runner_writes_ppi_beside_mi(tmp_path):
     }  # fmt: skip
     off = run(ImputationConfig(**cfg), tmp_path / "off", progress=False)
     assert off.ppi.empty and not (tmp_path / "off" / "ppi.parquet").exists()
-    res = run(ImputationConfig(**cfg, ppi_folds=2), tmp_path / "on", progress=False)
+    res = run(ImputationConfig(**cfg, ppi_folds=2), tmp_path / "run" / "imputation",
+              progress=False)  # fmt: skip
     ppi = res.ppi
     assert len(ppi) == 2 * 2 * 2  # MCAR 2 folds, 2 methods, 2 options
     assert ppi["mi_estimate"].notna().all() and ppi["truth"].notna().all()
@@ -233,8 +234,14 @@ def test_imputation_runner_writes_ppi_beside_mi(tmp_path):
     assert (ppi["effective_n_low"] <= ppi["effective_n_high"]).all()
     outside = (ppi["mi_estimate"] < ppi["lower"]) | (ppi["mi_estimate"] > ppi["upper"])
     assert (ppi["disagree"] == outside).all() and not logi["disagree"].any()
-    back = ImputationResults.from_files(tmp_path / "on")
+    back = ImputationResults.from_files(tmp_path / "run" / "imputation")
     assert len(back.ppi) == len(ppi)
+    from surveylm.report import build_report
+
+    html = build_report(tmp_path / "run").read_text(encoding="utf-8")
+    assert "Prediction-powered shares beside multiple imputation" in html
+    assert "effective n [95% CI]" in html and "logistic" in html
+    assert "Prediction-powered" not in build_report(tmp_path / "off").read_text("utf-8")
 
 
 def test_cli_correct(tmp_path):

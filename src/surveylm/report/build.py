@@ -36,6 +36,7 @@ from surveylm.report.labels import (
     weighting,
 )
 from surveylm.report.methods import MULTIPLE_IMPUTATION, methods_html, used_format
+from surveylm.report.ppi import ppi_sections
 
 __all__ = ["FIGURES", "build_report"]
 
@@ -510,7 +511,7 @@ def build_report(run_dir: str | Path) -> Path:
     data = mark_references(load_run(run_dir))
     b = _Builder(data)
     header = b.header()
-    sections = b.imputation() + b.simulation()
+    sections = b.imputation() + ppi_sections(data) + b.simulation()
     body = header + "".join(section(sid, title, html) for sid, title, html in sections)
     body += b.methods() + b.reproduce()
     nav = [("summary", "Run")] + [(sid, NAV_LABELS.get(sid, sid)) for sid, _, _ in sections]

@@ -1,0 +1,73 @@
+"""The report's prediction-powered section: PPI++ shares beside multiple imputation.
+
+Drawn from ``RUN/imputation/ppi.(parquet|csv)``, which the imputation benchmark writes when
+its config sets ``ppi_folds`` (:mod:`surveylm.experiments.ppi_imputation`); a run without it
+gets no section. One row per scenario × method × option, averaged over the missing-data
+draws: the PPI++ share and interval, the multiple-imputation share beside it, how often the
+MI share fell outside the PPI++ interval, and the effective sample size — how many real
+respondents the method's predictions are worth — with its bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from surveylm.report.html import esc, table_html
+
+__all__ = ["ppi_sections"]
+
+
+def _read(folder: Path) -> pd.DataFrame | None:
+    for ext, reader in (("parquet", pd.read_parquet), ("csv", pd.read_csv)):
+        path = folder / f"ppi.{ext}"
+        if path.is_file():
+            try:
+                return reader(path)
+            except Exception:  # a damaged file: try the other format, then give up
+                continue
+    return None
+
+
+def ppi_sections(data: object) -> list[tuple[str, str, str]]:
+    """``[(id, title, html)]`` of the PPI section, or ``[]`` when the run has no PPI table."""
+    run_dir = Path(getattr(data, "run_dir", "."))
+    ppi = _read(run_dir / "imputation")
+    if ppi is None or ppi.empty:
+        return []
+    keys = ["scenario", "method", "option"]
+    g = ppi.groupby(keys, sort=False)
+    table = g.agg(
+        ppi=("estimate", "mean"), lower=("lower", "mean"), upper=("upper", "mean"),
+        classical=("classical", "mean"), mi=("mi_estimate", "mean"), truth=("truth", "mean"),
+        disagree=("disagree", "mean"), effective_n=("effective_n", "mean"),
+        effective_low=("effective_n_low", "mean"), effective_high=("effective_n_high", "mean"),
+        labelled=("n_labelled", "mean"), draws=("rep", "size"),
+    ).reset_index()  # fmt: skip
+    ess = zip(table["effective_n"], table["effective_low"], table["effective_high"], strict=True)
+    table["effective n [95% CI]"] = [f"{e:.0f} [{lo:.0f}, {hi:.0f}]" for e, lo, hi in ess]
+    table["PPI++ [95% CI]"] = [
+        f"{e:.3f} [{lo:.3f}, {hi:.3f}]"
+        for e, lo, hi in zip(table["ppi"], table["lower"], table["upper"], strict=True)
+    ]
+    shown = table[["scenario", "method", "option", "PPI++ [95% CI]", "mi", "classical",
+                   "truth", "disagree", "effective n [95% CI]", "labelled", "draws"]]  # fmt: skip
+    names = {"mi": "MI", "classical": "answers alone", "disagree": "MI outside PPI++",
+             "labelled": "answers"}  # fmt: skip
+    shown = shown.rename(columns=names)
+    worst = table.loc[table["disagree"] > 0, ["scenario", "method"]].drop_duplicates()
+    flagged = "; ".join(f"{esc(s)} · {esc(m)}" for s, m in worst.itertuples(index=False)) or "none"
+    body = (
+        "<p>Prediction-powered inference (PPI++; Angelopoulos et al. 2023, 2024) treats the "
+        "respondents who answered as a labelled sample and the nonrespondents as unlabelled: "
+        "each method's share among the nonrespondents is corrected by its error on the "
+        "answerers (cross-fitted, so no answer judges the model that saw it). The interval is "
+        "valid when the answers are missing at random (MCAR); under convenience samples it is "
+        "not, and a disagreement there says the answerers are unlike the rest. "
+        "<b>Effective n</b>: the number of real answers that would give the PPI++ interval's "
+        "width without the model (answers alone = the labelled answers' share).</p>"
+        f"<p>MI share outside the PPI++ interval in at least one draw: {flagged}.</p>"
+        + table_html(shown, digits={"answers": 0, "draws": 0})
+    )
+    return [("ppi", "Prediction-powered shares beside multiple imputation", body)]
