@@ -33,15 +33,18 @@ def expected_duration(seconds: float | None) -> Iterator[None]:
         _EXPECTED.reset(token)
 
 
-def eta_text(remaining: float | None, now: float | None = None) -> str:
-    """``"~1 min 20 s left, ETA 14:05"`` (``"ETA unknown"`` for ``None``)."""
+def eta_text(remaining: float | None, now: float | None = None, clock: bool = True) -> str:
+    """``"~1m20s left, ETA 14:05"`` (``"~1m20s left"`` without ``clock``; ``"ETA unknown"``
+    for ``None``)."""
     if remaining is None:
         return "ETA unknown"
     remaining = max(0.0, remaining)
-    clock = time.strftime("%H:%M:%S", time.localtime((now or time.time()) + remaining))
     minutes, seconds = divmod(round(remaining), 60)
-    left = f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
-    return f"~{left} left, ETA {clock}"
+    left = f"~{minutes}m{seconds:02d}s left" if minutes else f"~{seconds}s left"
+    if not clock:
+        return left
+    at = time.strftime("%H:%M", time.localtime((now or time.time()) + remaining))
+    return f"{left}, ETA {at}"
 
 
 def _remaining(expected: float | None, elapsed: float, done: float, total: float) -> float | None:
@@ -69,6 +72,7 @@ def progress_bar(stage: str, total: int, enabled: bool = True) -> Iterator[Calla
         TextColumn,
         TimeElapsedColumn,
     )
+    from rich.table import Column
     from rich.text import Text
 
     expected = _EXPECTED.get()
@@ -76,11 +80,15 @@ def progress_bar(stage: str, total: int, enabled: bool = True) -> Iterator[Calla
     class EtaColumn(ProgressColumn):
         def render(self, task: Any) -> Text:
             left = _remaining(expected, task.elapsed or 0.0, task.completed, task.total or 0)
-            return Text(eta_text(left) if not task.finished else "", style="progress.remaining")
+            text = eta_text(left, clock=False) if not task.finished else ""
+            return Text(text, style="progress.remaining", no_wrap=True)
 
     bar = Progress(
-        TextColumn(f"[bold]{stage}[/] {{task.description}}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), EtaColumn(), disable=not enabled, transient=False,
+        TextColumn(f"[bold]{stage}[/] {{task.description}}",  # shortened first when narrow
+                   table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
+        BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), EtaColumn(table_column=Column(min_width=11, no_wrap=True)),
+        disable=not enabled, transient=False,
     )  # fmt: skip
     with bar:
         task = bar.add_task("", total=total)

@@ -177,7 +177,7 @@ def run_demo(
     from surveylm.experiments.simulation import SimulationResults, run_simulation_benchmark
     from surveylm.io.atomic import atomic_write_text, remove_temporaries
     from surveylm.io.output_paths import check_folder_output, existing_output
-    from surveylm.progress import expected_duration
+    from surveylm.progress import eta_text, expected_duration
     from surveylm.threads import apply_thread_policy
 
     if config is None:
@@ -219,6 +219,8 @@ def run_demo(
             record.info["stages_done"].append(name)
             return reread()
         expected = estimate.expected(name) if estimate is not None else None
+        if progress and expected is not None:
+            print(f"{name.replace('_', ' ')}: {eta_text(expected)}", flush=True)
         with record.stage(name), expected_duration(expected):
             result = fn()
         if estimate is not None:
