@@ -96,9 +96,16 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
         out = Path(args.output) / name
         result.to_files(out)
-        summary = result.summary.assign(dataset=name)
+        secs = result.timings.groupby("method", sort=False)["seconds"].mean()
+        n_train = result.timings.groupby("method", sort=False)["n_train"].mean()
+        summary = result.summary.assign(
+            dataset=name,
+            seconds_per_fit=result.summary["method"].map(secs),
+            n_train=result.summary["method"].map(n_train),
+        )
         rows.append(summary)
-        cols = ["method", "accuracy", "log_loss", "tv", "coverage", "draws", "seconds_per_fit"]
+        cols = ["method", "accuracy", "log_loss", "tv", "coverage", "draws", "seconds_per_fit",
+                "n_train"]
         print(summary[[c for c in cols if c in summary]].to_string(index=False), flush=True)
     if rows:
         respondent_checks(pd.concat(rows, ignore_index=True), Path(args.output))

@@ -75,7 +75,8 @@ def test_run_folder_holds_config_versions_seed_and_results(demo_run):
     for name in ("overall", "distributions", "data_efficiency"):
         assert (run_dir / "simulation" / f"{name}.parquet").is_file()
     imputation, simulation = demo_summary(results)
-    assert list(imputation["method"].unique()) == ["uniform", "marginal", "logistic"]
+    assert list(imputation["method"].unique()) == ["uniform", "marginal", "logistic",
+                                                   "complete case"]  # fmt: skip
     assert "seen_q/unseen_g" in simulation.columns
 
 

@@ -179,7 +179,8 @@ def _toy(n: int = 300, seed: int = 0) -> Survey:
     party = rng.choice(["Dem", "Ind", "Rep"], size=n, p=[0.4, 0.2, 0.4])
     vote = np.where(rng.random(n) < pd.Series(party).map(_P_B).to_numpy(), "B", "A")
     data = pd.DataFrame({"party": party, "vote": vote}, index=[f"r{i}" for i in range(n)])
-    questions = [Question("party", "Party?", ("Dem", "Ind", "Rep")), Question("vote", "?", "AB")]
+    questions = [Question("party", "Party?", ("Dem", "Ind", "Rep")),
+                 Question("vote", "?", ("A", "B"))]
     return Survey(data, questions, weights=rng.uniform(0.5, 2.0, size=n), name="toy")
 
 

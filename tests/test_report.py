@@ -236,3 +236,18 @@ def test_complete_case_row_beside_the_methods(built) -> None:
     assert set(cc["scenario"]) == set(pop["scenario"]) and (cc["n_imputed"] == 0).all()
     assert ((cc["lower"] < cc["estimate"]) & (cc["estimate"] < cc["upper"])).all()
     assert "complete case" in html
+
+
+def test_training_curves_are_drawn_when_the_run_has_them(copy) -> None:
+    """Issue 17: a fitted LM method's train/validation loss curves (the runner's
+    training_curves table) become a figure; a run without them has no such section."""
+    rows = [{"method": "group marginal", "step": s, "epoch": s / 4, "split": split, "loss": loss}
+            for s, split, loss in [(0, "validation", 0.9), (4, "train", 0.8),
+                                   (4, "validation", 0.7), (8, "train", 0.6),
+                                   (8, "validation", 0.75)]]  # fmt: skip
+    pd.DataFrame(rows).to_parquet(copy / "simulation" / "training_curves.parquet")
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert "Simulation: training curves" in html
+    assert (copy / "figures" / "training_curves.png").read_bytes().startswith(b"\x89PNG")
+    (copy / "simulation" / "training_curves.parquet").unlink()
+    assert "Simulation: training curves" not in build_report(copy).read_text(encoding="utf-8")

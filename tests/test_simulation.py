@@ -82,3 +82,21 @@ def test_near_duplicate_threshold_reaches_the_split():
         warnings.simplefilter("error", LeakageWarning)
         build_split(config.with_overrides(near_duplicate_threshold=None))
         build_split(config)  # the default (0.8) does not flag the ANES scales
+
+
+def test_fitted_lm_methods_leave_their_loss_curves_in_the_results(tmp_path):
+    """Issue 17: the encoder's train and validation curves reach the results (and the
+    report); methods without a curve add none."""
+    from surveylm.experiments.simulation import SimulationResults
+
+    cfg = {**BASE, "methods": [{"name": "qm", "model": "question-marginal"},
+                               {"name": "enc", "model": "encoder"}],
+           "data_efficiency": {"fractions": [1.0], "subsamples": 1, "methods": ["qm"]}}  # fmt: skip
+    res = run_simulation_benchmark(SimulationConfig(**cfg), tmp_path, progress=False)
+    curves = res.training_curves
+    assert set(curves["method"]) == {"enc"}
+    assert {"train", "validation"} <= set(curves["split"])
+    start = curves[(curves["split"] == "validation") & (curves["step"] == 0)]
+    assert len(start) == 1  # the untrained state (the marginal) opens the validation curve
+    again = SimulationResults.from_files(tmp_path)
+    assert len(again.training_curves) == len(curves)

@@ -64,6 +64,8 @@ class SimulationResults:
         diversity: ``split, method, entropy_pred, entropy_human, spread_pred, spread_human``.
         robustness: ``split, method, variant, metric, value`` (variant = format or order).
         timings: ``method, fit_seconds, predict_seconds, n_train``.
+        training_curves: ``method, step, epoch, split, loss`` of every fitted method with
+            a loss curve (train and inner-validation loss; DESIGN.md, "Fitting").
         distributions: Predicted and human distributions, long: ``split, method, item_id,
             question_id, group_var, group, n, option, predicted, human`` — what
             predicted-vs-human small multiples are drawn from.
@@ -80,6 +82,9 @@ class SimulationResults:
     config: SimulationConfig
     settings: dict[str, Any] = field(default_factory=dict)
     distributions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    training_curves: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(CURVE_COLUMNS))
+    )
 
     def table(self, metrics: tuple[str, ...] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
         """Methods × (split, metric), ``"value [lo, hi]"`` strings; references last."""
@@ -113,12 +118,15 @@ class SimulationResults:
         """Read back results written by :meth:`to_files` (a resumed run's finished stage)."""
         from surveylm.experiments.results_folder import read_results
 
-        tables, config, settings = read_results(directory, _TABLES)
+        names = [n for n in _TABLES if n != "training_curves"
+                 or (Path(directory) / "training_curves.parquet").is_file()]  # fmt: skip
+        tables, config, settings = read_results(directory, names)
         return cls(config=load_simulation_config(config), settings=settings, **tables)
 
 
 _TABLES = ("overall", "per_item", "per_question", "per_group", "diversity", "robustness",
-           "timings", "distributions")  # fmt: skip
+           "timings", "distributions", "training_curves")  # fmt: skip
+CURVE_COLUMNS = ("method", "step", "epoch", "split", "loss")
 
 
 # -- data -------------------------------------------------------------------------------
@@ -376,7 +384,7 @@ def run_simulation_benchmark(
     frames: dict[str, list[pd.DataFrame]] = {
         k: [] for k in ("overall", "per_item", "per_question", "per_group")
     }
-    div, rob, times, dists = [], [], [], []
+    div, rob, times, dists, curves = [], [], [], [], []
     with progress_bar("simulation", len(config.methods), progress) as advance:
         for n_method, method in enumerate(config.methods, start=1):
             advance(method.name)
@@ -392,6 +400,7 @@ def run_simulation_benchmark(
                     "n_train": len(train),
                 }
             )
+            curves += [{"method": method.name, **r} for r in getattr(model, "curves_", [])]
             for split, items in tests.items():
                 ev = evaluate(items, {method.name: pred}, n_boot=config.n_boot, seed=config.seed,
                               include_references=n_method == 1)  # fmt: skip
@@ -417,6 +426,7 @@ def run_simulation_benchmark(
         robustness=pd.DataFrame(rob, columns=["split", "method", "variant", "metric", "value"]),
         timings=pd.DataFrame(times), config=config, settings=facts,
         distributions=columns_first(pd.concat(dists, ignore_index=True), ["split", "method"]),
+        training_curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
     )  # fmt: skip
     if output_dir is not None:
         results.to_files(output_dir)

@@ -150,6 +150,7 @@ class Predictions:
         except DataError as exc:
             raise type(exc)(f"{where(file=path)}{exc}") from None
 
+
 @dataclass(eq=False)
 class TrainingParts:
     """What a further training stage needs from a fitted LM back end, so that a method

@@ -659,8 +659,12 @@ class CausalLMAnswerModel(AnswerModel):
                      if n in keep}  # fmt: skip
             with atomic_path(directory / "trained_layers.safetensors") as tmp_file:
                 save_file(state, str(tmp_file))
+        if getattr(self, "curves_", None):
+            from surveylm.models.validation import write_training_curves
+
+            write_training_curves(directory, self.curves_)
         state = {"fitted": self.is_fitted, "trained": trained,
-                 "history": getattr(self, "history_", []),
+                 "history": getattr(self, "history_", []), "curves": getattr(self, "curves_", []),
                  "option_offsets": {q: v.tolist() for q, v in self._offsets().items()},
                  "log_marginal": {q: v.tolist()
                                   for q, v in (getattr(self, "log_marginal_", None) or {}).items()},
@@ -696,6 +700,7 @@ class CausalLMAnswerModel(AnswerModel):
         if state.get("fitted"):
             model.trained_ = trained
             model.history_ = state.get("history", [])
+            model.curves_ = state.get("curves", [])
             model.option_offsets_ = {
                 q: np.asarray(v, dtype=float) for q, v in state.get("option_offsets", {}).items()
             }

@@ -19,7 +19,7 @@ import numpy as np
 from surveylm.errors import ConfigError, ModelError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
-from surveylm.models.validation import inner_split, warn_no_gain
+from surveylm.models.validation import inner_split, warn_no_gain, write_training_curves
 
 __all__ = ["DSAModel", "set_stage2_trainable"]
 
@@ -153,6 +153,7 @@ class DSAModel(AnswerModel):
         self.backend_ = backend
         self.stage2_output_ = out
         self.history_ = out.losses
+        self.curves_ = out.curves()
         self.stage2_improved_ = out.improved
         if out.improved is False:
             warn_no_gain(f"DSA stage 2 (shift weight {self.shift_weight})",
@@ -179,7 +180,9 @@ class DSAModel(AnswerModel):
         self._check_fitted()
         directory = Path(directory)
         self.backend_.save(directory / "backend")
-        state = {"history": self.history_, "stage2_improved": self.stage2_improved_}
+        write_training_curves(directory, self.curves_)
+        state = {"history": self.history_, "curves": self.curves_,
+                 "stage2_improved": self.stage2_improved_}  # fmt: skip
         write_model_json(self, directory, self.get_params(), state)
         return directory
 
@@ -192,5 +195,6 @@ class DSAModel(AnswerModel):
         model, state = cls._from_saved(directory)
         model.backend_ = model_class(model.backend).load(directory / "backend")
         model.history_ = state.get("history", [])
+        model.curves_ = state.get("curves", [])
         model.stage2_improved_ = state.get("stage2_improved")
         return model

@@ -59,7 +59,12 @@ from surveylm.models.base import (
     write_model_json,
 )
 from surveylm.models.hf_loading import quiet_loading
-from surveylm.models.validation import MarginalWarning, inner_split, warn_no_gain
+from surveylm.models.validation import (
+    MarginalWarning,
+    inner_split,
+    warn_no_gain,
+    write_training_curves,
+)
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
@@ -656,8 +661,7 @@ class EncoderAnswerModel(AnswerModel):
         qids = items.frame["question_id"].to_numpy()
         options = {q: self._option_texts(items, q) for q in items.question_ids}
         all_texts = table + [t for q in items.question_ids for t in options[q]]
-        emb = torch.as_tensor(np.stack(self._embed_texts(
-            scorer.encoder, scorer.pooling, all_texts, self._torch_device())))  # fmt: skip
+        emb = self._embed_frozen(all_texts)  # the frozen encoder's, cached across fits
         prompt_row = {t: j for j, t in enumerate(table)}
         dists: list[np.ndarray] = [np.empty(0)] * len(items)
         start = len(table)
@@ -698,7 +702,7 @@ class EncoderAnswerModel(AnswerModel):
         ``model.json`` last. An unfitted (zero-shot) model saves its parameters only."""
         from safetensors.torch import save_file
 
-        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.atomic import atomic_path
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -716,10 +720,7 @@ class EncoderAnswerModel(AnswerModel):
             head = {k: v.detach().cpu().contiguous() for k, v in scorer.head.state_dict().items()}
             with atomic_path(directory / "head.safetensors") as tmp:
                 save_file(head, str(tmp))
-            csv = "step,epoch,split,loss\n" + "".join(
-                f"{r['step']},{r['epoch']},{r['split']},{r['loss']}\n" for r in self.curves_
-            )
-            atomic_write_text(directory / "training_curves.csv", csv)
+            write_training_curves(directory, self.curves_)
             state.update({
                 "pooling": scorer.pooling, "max_seq_length": self._max_len,
                 "dim": scorer.head.dim, "log_prior": self.log_prior_,

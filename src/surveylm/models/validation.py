@@ -7,11 +7,19 @@ learning rate is chosen on one survey. This module only chooses the split.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from surveylm.items import ItemSet
 
-__all__ = ["MarginalWarning", "NoValidationGainWarning", "inner_split", "warn_no_gain"]
+__all__ = [
+    "MarginalWarning",
+    "NoValidationGainWarning",
+    "inner_split",
+    "warn_no_gain",
+    "write_training_curves",
+]
 
 
 class NoValidationGainWarning(UserWarning):
@@ -74,3 +82,16 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
     if val.all() or not val.any():
         return np.arange(n), np.array([], dtype=int)
     return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def write_training_curves(directory: Path, curves: list[dict]) -> Path:
+    """``training_curves.csv`` (``step, epoch, split, loss``: train and validation loss)
+    in a model folder, atomically."""
+    from surveylm.io.atomic import atomic_write_text
+
+    csv = "step,epoch,split,loss\n" + "".join(
+        f"{r['step']},{r['epoch']},{r['split']},{r['loss']}\n" for r in curves
+    )
+    path = Path(directory) / "training_curves.csv"
+    atomic_write_text(path, csv)
+    return path

@@ -49,11 +49,14 @@ FIGURES = (
     "predicted_vs_human",
     "data_efficiency",
 )
+#: Figures a run has only when it fitted a method with loss curves.
+OPTIONAL_FIGURES = ("training_curves",)
 #: Short link texts of the sections.
 NAV_LABELS = {
     "vote-share": "Shares", "respondent": "Respondents", "calibration": "Calibration",
     "coverage": "Coverage", "distribution": "Group distributions", "examples": "Examples",
     "data-efficiency": "Data efficiency", "imputation": "Imputation", "simulation": "Simulation",
+    "training": "Training",
 }  # fmt: skip
 #: Simulation ``min_n`` when a run folder has no simulation config (the config default).
 DEFAULT_MIN_N = 20
@@ -362,6 +365,21 @@ class _Builder:
             body = note("No predicted distributions (distributions.parquet absent).")
         out.append(("examples", "Simulation: predicted vs human distributions", body))
 
+        curves = d.table("simulation", "training_curves")
+        if curves is not None and len(curves):
+            body = self.figure(
+                "training_curves",
+                lambda: F.training_curves(curves, methods),
+                "Training and validation loss against the optimiser step for each fitted "
+                "language-model method",
+                "Thin: the training loss per logged step; thick: the loss on the inner "
+                "validation split that fit held out (step 0 is the untrained state, which for "
+                "the encoder head is the training marginal); circled: the state fit restored "
+                "(lowest validation loss). A curve that never dips below step 0 means the "
+                "method kept its start (fit warns).",
+            )
+            out.append(("training", "Simulation: training curves", body))
+
         if d.data_efficiency is None:
             body = note(d.notes.get("data_efficiency", "no data-efficiency results"))
         else:
@@ -516,7 +534,7 @@ def build_report(run_dir: str | Path) -> Path:
     body += b.methods() + b.reproduce()
     nav = [("summary", "Run")] + [(sid, NAV_LABELS.get(sid, sid)) for sid, _, _ in sections]
     nav += [("methods", "Methods"), ("reproduce", "Reproduce")]
-    for name in FIGURES:
+    for name in (*FIGURES, *OPTIONAL_FIGURES):
         if name not in b.drawn:
             for ext in ("png", "svg"):
                 (b.fig_dir / f"{name}.{ext}").unlink(missing_ok=True)

@@ -28,7 +28,7 @@ SPLIT_LABELS = {
 }
 IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings")
 SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings",
-                     "per_item")  # fmt: skip
+                     "per_item", "training_curves")  # fmt: skip
 
 
 @dataclass(eq=False)

@@ -573,6 +573,37 @@ def data_efficiency(
     return fig
 
 
+def training_curves(curves: pd.DataFrame, methods: Sequence[str] | None = None) -> Figure:
+    """Train and validation loss against the optimiser step, one panel per fitted LM
+    method (``curves``: ``method, step, epoch, split, loss``); the validation curve starts
+    at the untrained state (step 0) and the best step is marked — the state the fit
+    restored (DESIGN.md, "Fitting")."""
+    meths = _order(curves["method"], methods)
+    styles = method_styles(list(methods or meths))
+    n = len(meths)
+    with _style():
+        fig, axes = _subplots(1, n, figsize=(3.6 * n + 0.6, 3.2), squeeze=False)
+        for ax, m in zip(axes[0], meths, strict=True):
+            part = curves[curves["method"] == m]
+            color = styles[m][0]
+            train = part[part["split"] == "train"].sort_values("step")
+            val = part[part["split"] == "validation"].sort_values("step")
+            ax.plot(train["step"], train["loss"], color=color, lw=1, alpha=0.55, label="train")
+            if len(val):
+                ax.plot(val["step"], val["loss"], color=color, lw=2, marker="o", ms=3.5,
+                        label="validation")  # fmt: skip
+                best = val.loc[val["loss"].idxmin()]
+                ax.scatter([best["step"]], [best["loss"]], s=70, facecolor="none",
+                           edgecolor="black", zorder=5, label="restored (best)")  # fmt: skip
+            ax.set_title(_wrap(m, 34), fontsize=9)
+            ax.set_xlabel("optimiser step")
+        axes[0][0].set_ylabel("loss (forward KL, nats)")
+        handles, _ = axes[0][0].get_legend_handles_labels()
+        _legend_below(fig, handles, len(handles))
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
+    return fig
+
+
 def _spread_labels(ax, labels: list[tuple[float, float, str, str]], gap: float = 0.05) -> None:
     """Write ``(y, x, colour, text)`` labels right of their curve ends, moved apart
     vertically (at least ``gap`` of the y-range) so that close curves stay legible."""
