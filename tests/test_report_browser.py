@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import pytest
 
 from surveylm.report import FIGURES
+from surveylm.report.build import OPTIONAL_FIGURES
 
 CHROMIUM = os.environ.get("SURVEYLM_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -76,7 +77,8 @@ def rendered(tmp_path_factory) -> dict:
 
 def test_quick_demo_report_renders_offline(rendered) -> None:
     images = rendered["images"]
-    assert len(images) == len(FIGURES), images
+    # the quick demo fits LM methods, so their training curves are drawn too
+    assert len(images) == len(FIGURES) + len(OPTIONAL_FIGURES), images
     for img in images:
         assert img["src"].startswith("data:image/png;base64,"), img["src"]
         assert img["complete"] and img["width"] > 0 and img["shown"] > 0, img
@@ -85,13 +87,13 @@ def test_quick_demo_report_renders_offline(rendered) -> None:
     assert schemes <= {"file", "data"}, rendered["requests"]
     assert rendered["requests"], "the browser recorded no request at all"
     for sid in ("summary", "vote-share", "respondent", "calibration", "distribution",
-                "examples", "data-efficiency", "methods", "reproduce"):  # fmt: skip
+                "examples", "training", "data-efficiency", "methods", "reproduce"):  # fmt: skip
         assert sid in rendered["sections"], sid
     shot = rendered["screenshot"]
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 50_000
     size = rendered["report"].stat().st_size
     assert 50_000 < size < 5_000_000, size
-    for name in FIGURES:
+    for name in (*FIGURES, *OPTIONAL_FIGURES):
         assert (rendered["run"] / "figures" / f"{name}.svg").is_file(), name
 
 
