@@ -122,8 +122,12 @@ def atomic_dir(path: str | Path, *, marker: str | None = None) -> Iterator[Path]
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"'{path}' is a file, not a folder")
-    if (marker is not None and path.is_dir() and not (path / marker).exists()
-            and any(temporary_target(p.name) is None for p in path.iterdir())):
+    if (
+        marker is not None
+        and path.is_dir()
+        and not (path / marker).exists()
+        and any(temporary_target(p.name) is None for p in path.iterdir())
+    ):
         raise OutputError(f"'{path}' holds files that are not this output (no {marker}); "
                           "not replacing it: choose another folder")  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -235,3 +239,28 @@ def write_table(frame: pd.DataFrame, stem: str | Path) -> list[Path]:
                 out.to_csv(tmp, index=False)
         paths.append(path)
     return paths
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A temporary folder for one fit's checkpoints, named ``<prefix><pid>-XXXX`` in the
+    system's temporary directory and removed on exit; folders of the same prefix left by
+    a process that no longer runs (killed mid-fit, so its ``finally`` never ran) are
+    removed first, so kills do not pile up checkpoints."""
+    root = Path(tempfile.gettempdir())
+    for old in root.glob(f"{prefix}*"):
+        pid = old.name[len(prefix) :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-") as tmp:
+        yield Path(tmp)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True

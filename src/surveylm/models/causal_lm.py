@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from surveylm.errors import DataError, ModelError, where
+from surveylm.io.atomic import scratch_dir
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
@@ -338,7 +339,7 @@ class CausalLMAnswerModel(AnswerModel):
         evaluation = OptionItemDataset(self._encode(train.subset(val_pos), 1)) \
             if len(val_pos) else None  # fmt: skip
         try:
-            with tempfile.TemporaryDirectory(prefix="surveylm-ft-") as tmp:
+            with scratch_dir("surveylm-ft-") as tmp:
                 out = train_option_model(
                     CausalLMOptionScorer(model), dataset, OptionCollator(self._pad), cfg,
                     self.output_dir or tmp, eval_dataset=evaluation,

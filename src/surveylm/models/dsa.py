@@ -10,13 +10,13 @@ hold several groups of one question. Prediction is the backend's.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from surveylm.errors import ConfigError, ModelError
+from surveylm.io.atomic import scratch_dir
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.validation import inner_split, warn_no_gain, write_training_curves
@@ -139,7 +139,7 @@ class DSAModel(AnswerModel):
             overrides["use_cpu"] = True
         parts.module.train()
         try:
-            with tempfile.TemporaryDirectory(prefix="surveylm-dsa-") as tmp:
+            with scratch_dir("surveylm-dsa-") as tmp:
                 out = train_shift_stage(
                     parts.module, [rows[i] for i in fit_pos], parts.collator,
                     qindex[fit_pos].tolist(), cfg, tmp,

@@ -41,7 +41,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -51,6 +50,7 @@ import torch
 from torch import nn
 
 from surveylm.errors import ConfigError, ModelError, where
+from surveylm.io.atomic import scratch_dir
 from surveylm.items import ItemSet
 from surveylm.models.base import (
     AnswerModel,
@@ -450,7 +450,7 @@ class EncoderAnswerModel(AnswerModel):
         rows, collator = self._prepare(train, prior_fit)
         fit_rows = _ItemRows([rows[i] for i in fit_pos], drop, cfg.seed)
         val_rows = _ItemRows([rows[i] for i in val_pos], 0.0, cfg.seed)
-        with tempfile.TemporaryDirectory(prefix="surveylm-encoder-") as tmp:
+        with scratch_dir("surveylm-encoder-") as tmp:
             overrides: dict[str, Any] = {"disable_tqdm": not self.verbose}
             if self.device == "cpu":
                 overrides["use_cpu"] = True
