@@ -26,7 +26,8 @@ SPLIT_LABELS = {
     "unseen_q/unseen_g": "unseen questions × unseen groups",
     "unseen_survey": "unseen survey (its questions and groups)",
 }
-IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings")
+IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings",
+                     "ppi")  # fmt: skip
 SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings",
                      "per_item", "training_curves")  # fmt: skip
 

@@ -10,31 +10,16 @@ respondents the method's predictions are worth — with its bootstrap interval.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pandas as pd
-
+from surveylm.report.data import RunData
 from surveylm.report.html import esc, table_html
 
 __all__ = ["ppi_sections"]
 
 
-def _read(folder: Path) -> pd.DataFrame | None:
-    for ext, reader in (("parquet", pd.read_parquet), ("csv", pd.read_csv)):
-        path = folder / f"ppi.{ext}"
-        if path.is_file():
-            try:
-                return reader(path)
-            except Exception:  # a damaged file: try the other format, then give up
-                continue
-    return None
-
-
-def ppi_sections(data: object) -> list[tuple[str, str, str]]:
+def ppi_sections(data: RunData) -> list[tuple[str, str, str]]:
     """``[(id, title, html)]`` of the PPI section, or ``[]`` when the run has no PPI table."""
-    run_dir = Path(getattr(data, "run_dir", "."))
-    ppi = _read(run_dir / "imputation")
-    if ppi is None or ppi.empty:
+    ppi = data.table("imputation", "ppi")
+    if ppi is None:
         return []
     keys = ["scenario", "method", "option"]
     g = ppi.groupby(keys, sort=False)
