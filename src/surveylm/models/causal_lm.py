@@ -363,7 +363,7 @@ class CausalLMAnswerModel(AnswerModel):
                             "n_fit": len(fit_pos), "n_validation": len(val_pos),
                             "seed": cfg.seed}  # fmt: skip
         self.curves_ = out.curves()
-        marginal_loss = self._marginal_validation_loss(train.subset(val_pos))
+        marginal_loss = self._marginal_validation_loss(train.subset(val_pos), cfg.loss)
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
@@ -378,18 +378,22 @@ class CausalLMAnswerModel(AnswerModel):
                          "the untrained (zero-shot) weights are kept")  # fmt: skip
         return self
 
-    def _marginal_validation_loss(self, validation: ItemSet) -> float | None:
-        """Mean forward KL of the training marginal on the validation items (``None``
-        without a marginal start or validation items)."""
+    def _marginal_validation_loss(self, validation: ItemSet, loss: str) -> float | None:
+        """Mean training loss (``loss``, the fit's own, so the two compare) of the training
+        marginal on the validation items; ``None`` without a marginal start or items."""
         if not self.log_marginal_ or len(validation) == 0:
             return None
-        losses = []
+        import torch
+
+        from surveylm.training.losses import get_loss
+
+        loss_fn = get_loss(loss)
+        values = []
         for q, t in zip(validation.frame["question_id"], validation.targets, strict=True):
-            lp = self.log_marginal_[q] - np.logaddexp.reduce(self.log_marginal_[q])
-            t = np.asarray(t, dtype=float)
-            pos = t > 0
-            losses.append(float(np.sum(t[pos] * (np.log(t[pos]) - lp[pos]))))
-        return float(np.mean(losses))
+            scores = torch.as_tensor(self.log_marginal_[q], dtype=torch.float32)[None]
+            target = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
+            values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
+        return float(np.mean(values))
 
     def training_parts(self, items: ItemSet) -> Any:
         """What a further training stage (DSA's stage 2) needs, without private state:
