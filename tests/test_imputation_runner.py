@@ -63,6 +63,15 @@ def test_every_scenario_and_method_is_scored(tiny) -> None:
         assert table.loc[(s, "logistic"), "accuracy"] > table.loc[(s, "marginal"), "accuracy"] + 0.2
 
 
+def test_every_metric_the_runner_writes_is_in_the_metric_registry(tiny) -> None:
+    from surveylm.metrics.registry import METRICS, names
+
+    res, _ = tiny
+    assert set(res.respondent["metric"]) <= set(names("respondent")) | set(names("model"))
+    written = set(res.summary.columns) - {"scenario", "method", "draws"}
+    assert written <= set(names("respondent")) | set(names("population")), written - set(METRICS)
+
+
 def test_mcar_folds_impute_every_respondent_once(tiny) -> None:
     res, _ = tiny
     resp = res.respondent

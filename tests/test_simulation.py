@@ -41,6 +41,10 @@ def test_simulation_runs_every_split_and_writes_tidy_files(tmp_path):
     for name in ("overall.parquet", "per_question.csv", "table.csv", "config.yaml"):
         assert (tmp_path / name).is_file()
     assert res.table().shape[0] >= 4
+    from surveylm.metrics.registry import names
+
+    written = set(res.overall["metric"]) | set(res.per_question["metric"])
+    assert written <= set(names("distribution")) | set(names("model"))
 
 
 def test_config_rejects_unknown_keys_and_models():

@@ -44,6 +44,7 @@ from surveylm.metrics import (
     respondent_values,
 )
 from surveylm.metrics.bootstrap import bootstrap_means, count_chunks, percentile_interval
+from surveylm.metrics.registry import header as metric_header
 from surveylm.models.base import Predictions
 
 #: Model name of the uniform-distribution reference row.
@@ -59,11 +60,6 @@ _EMPTY = {
     "per_respondent": ["model", "item_id", "question_id", "respondent_id", "weight", "answer",
                        "predicted", "p_answer", "correct", "log_loss", "brier", "format_mass"],
     "per_group": ["model", "group_var", "group", "metric", "value", "n_items"],
-}  # fmt: skip
-_LABELS = {
-    "wd": "WD ↓", "tv": "TV ↓", "jsd": "JSD bits ↓", "kl": "KL nats ↓", "simbench": "SimBench ↑",
-    "accuracy": "accuracy ↑", "balanced_accuracy": "bal. accuracy ↑", "macro_f1": "macro F1 ↑",
-    "log_loss": "log loss ↓", "brier": "Brier ↓", "format_mass": "format mass ↑",
 }  # fmt: skip
 
 
@@ -109,7 +105,7 @@ class Evaluation:
         over the same number of items."""
         cols: dict[str, dict[str, str]] = {}
         for metric, sub in self.overall.groupby("metric", sort=False):
-            header = _LABELS.get(str(metric), str(metric))
+            header = metric_header(str(metric))
             if sub["n_items"].nunique() == 1:
                 header += f" (n={int(sub['n_items'].iat[0])})"
             d = 1 if metric == "simbench" else digits

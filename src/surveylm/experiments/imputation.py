@@ -44,6 +44,7 @@ from surveylm.experiments.imputation_config import (
 from surveylm.experiments.ppi_imputation import ppi_rows, with_mi
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_respondent_items
+from surveylm.metrics.registry import names as metric_names
 from surveylm.missingness import MCARConfig, apply_missingness
 from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions, derive_seed
@@ -53,7 +54,8 @@ from surveylm.splits import kfold_respondents
 from surveylm.survey import Survey
 from surveylm.threads import apply_thread_policy
 
-RESPONDENT_COLUMNS = ["accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier"]
+#: The respondent metrics of the summary, in report order (from the metric registry).
+RESPONDENT_COLUMNS = list(metric_names("respondent", headline=True))
 _VERSIONED = (
     "surveylm", "numpy", "pandas", "scipy", "scikit-learn", "statsmodels", "catboost",
     "torch", "transformers", "peft", "sentence-transformers", "pydantic",

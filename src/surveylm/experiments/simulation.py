@@ -39,6 +39,7 @@ from surveylm.experiments.simulation_config import (
 )
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_group_items
+from surveylm.metrics.registry import names as metric_names
 from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions
 from surveylm.progress import progress_bar
@@ -51,7 +52,8 @@ __all__ = ["SimulationResults", "build_split", "run_simulation_benchmark"]
 SPLITS = ("seen_q/seen_g", "seen_q/unseen_g", "unseen_q/seen_g", "unseen_q/unseen_g",
           "unseen_survey")  # fmt: skip
 LM_MODELS = ("encoder", "causal-lm", "dsa")
-TABLE_METRICS = ("wd", "tv", "jsd")
+#: The metrics of the terminal table (the registry's headline distribution metrics).
+TABLE_METRICS = metric_names("distribution", headline=True)
 
 
 @dataclass(eq=False)

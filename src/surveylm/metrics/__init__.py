@@ -12,6 +12,8 @@ against independent implementations (scipy, scikit-learn):
 * :mod:`~surveylm.metrics.population` — weighted option shares of the full population
   against the estimate from observed + imputed answers.
 * :mod:`~surveylm.metrics.bootstrap` — paired percentile bootstrap of (weighted) means.
+* :mod:`~surveylm.metrics.registry` — the one registry of every metric's level, labels,
+  direction and defining function, which evaluation, runners and report read.
 """
 
 from surveylm.metrics.distribution import (
@@ -33,6 +35,7 @@ from surveylm.metrics.distribution import (
     wasserstein,
 )
 from surveylm.metrics.population import population_errors, weighted_shares
+from surveylm.metrics.registry import METRICS, Metric, get_metric
 from surveylm.metrics.respondent import (
     RESPONDENT_METRICS,
     accuracy,
@@ -48,8 +51,10 @@ from surveylm.metrics.respondent import (
 __all__ = [
     "DISTRIBUTION_METRICS",
     "KL_FLOOR",
+    "METRICS",
     "RESPONDENT_METRICS",
     "SIMBENCH_MIN_TV",
+    "Metric",
     "accuracy",
     "balanced_accuracy",
     "bootstrap_floor",
@@ -59,6 +64,7 @@ __all__ = [
     "distribution_metrics",
     "entropy",
     "floor_sample_size",
+    "get_metric",
     "js_distance",
     "js_divergence",
     "kl_divergence",

@@ -21,6 +21,7 @@ import numpy as np
 
 from surveylm.distributions import check_distribution, check_distribution_matrix
 from surveylm.errors import CodebookError, DataError, DistributionError
+from surveylm.metrics.registry import names
 
 #: Floor on the model probability inside KL(p‖q) (DESIGN.md), so that a zero costs a lot
 #: (−ln 1e-12 ≈ 27.6 nats) instead of infinity.
@@ -28,8 +29,8 @@ KL_FLOOR = 1e-12
 #: A human distribution closer than this (in TV) to uniform has no SimBench score (NaN):
 #: its denominator TV(p, uniform) is zero.
 SIMBENCH_MIN_TV = 1e-12
-#: Names of the per-item distribution metrics, in report order.
-DISTRIBUTION_METRICS = ("wd", "tv", "jsd", "kl", "simbench")
+#: Names of the per-item distribution metrics, in report order (from the registry).
+DISTRIBUTION_METRICS = names("distribution")
 
 ArrayLike = Sequence[float] | np.ndarray
 

@@ -14,9 +14,10 @@ import numpy as np
 
 from surveylm.distributions import check_distribution_matrix
 from surveylm.errors import DataError
+from surveylm.metrics.registry import names
 
-#: Names of the respondent-level metrics, in report order.
-RESPONDENT_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "log_loss", "brier")
+#: Names of the respondent-level metrics, in report order (from the registry).
+RESPONDENT_METRICS = names("respondent")
 
 ArrayLike = Sequence[float] | np.ndarray
 

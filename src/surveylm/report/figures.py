@@ -26,6 +26,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
 from surveylm.errors import shorten
+from surveylm.metrics.registry import label as metric_label
 from surveylm.report.data import SPLIT_LABELS
 
 __all__ = [
@@ -51,18 +52,6 @@ PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8
            "#000000")  # fmt: skip
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h", "<", ">")
 REFERENCE_COLOR = "#555555"
-METRIC_LABELS = {
-    "accuracy": "accuracy (weighted share correct, 0–1)",
-    "balanced_accuracy": "balanced accuracy (0–1)",
-    "macro_f1": "macro F1 (0–1)",
-    "log_loss": "log loss (nats per respondent)",
-    "brier": "Brier score (0–2)",
-    "tv": "total variation distance (0–1)",
-    "wd": "Wasserstein distance (ordinal, 0–1)",
-    "jsd": "Jensen–Shannon divergence (bits, 0–1)",
-    "kl": "KL divergence (nats)",
-}
-LOWER_IS_BETTER = {"log_loss", "brier", "tv", "wd", "jsd", "kl"}
 _STYLE = {
     "font.size": 9,
     "axes.titlesize": 9.5,
@@ -257,7 +246,7 @@ def respondent_metrics(
                                zorder=0)  # fmt: skip
                 if i == 0:
                     ax.set_title(_wrap(s, 30))
-                ax.set_xlabel(METRIC_LABELS.get(metric, metric))
+                ax.set_xlabel(metric_label(metric))
         handles = [Line2D([], [], color="#333333", marker="o", lw=1.6,
                           label="estimate, 95% bootstrap interval")]  # fmt: skip
         if reference is not None and reference in set(df["method"]):
@@ -410,7 +399,7 @@ def distribution_metrics(
                     ax.set_xlim(0, lim * 1.05)
                 if i == 0:
                     ax.set_title(_wrap(SPLIT_LABELS.get(s, s), 24))
-                ax.set_xlabel(METRIC_LABELS.get(metric, metric).replace(" (", "\n("))
+                ax.set_xlabel(metric_label(metric).replace(" (", "\n("))
         handles = [Line2D([], [], color="#333333", marker="o", lw=1.6,
                           label="estimate, 95% bootstrap interval")]  # fmt: skip
         for name, (ls, color) in ref_style.items():
@@ -563,7 +552,7 @@ def data_efficiency(
         lo, hi = min(ticks), max(ticks)
         ax.set_xlim(lo / 1.25, hi * 1.9)
         ax.set_xlabel("training respondents used (% of the training half, log scale)")
-        label = METRIC_LABELS.get(metric, metric)
+        label = metric_label(metric)
         ax.set_ylabel(f"{label}\nto held-out group distributions")
         ax.set_ylim(bottom=0)
         _spread_labels(ax, labels)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from surveylm.metrics.registry import lower_is_better
 from surveylm.report.data import SPLIT_LABELS, RunData
 from surveylm.report.labels import (
     MIN_RANK_QUESTIONS,
@@ -28,6 +29,16 @@ __all__ = [
     "simulation_findings",
     "vote_share_findings",
 ]
+
+#: The metric imputation methods are ranked by (its direction comes from the registry).
+IMPUTATION_METRIC = "log_loss"
+#: The metric simulation methods are ranked by.
+SIMULATION_METRIC = "tv"
+
+
+def _ranked(part: pd.DataFrame, lower: bool) -> pd.DataFrame:
+    """``part`` best first: ascending values where lower is better."""
+    return part.sort_values("value", ascending=lower)
 
 
 def _overlap(a: pd.Series, b: pd.Series) -> bool:
@@ -54,9 +65,10 @@ def _models(config: dict, model: str) -> list[str]:
     return [m["name"] for m in config.get("methods") or [] if m.get("model") == model]
 
 
-def _worse(ranked: pd.DataFrame, ref: pd.Series, name: str, higher_better: bool = False) -> str:
+def _worse(ranked: pd.DataFrame, ref: pd.Series, name: str, metric: str) -> str:
     """``". Worse than NAME (v): a (v), b (v)"`` — every method whose estimate is worse
     than the reference's ("clearly" where its whole interval is)."""
+    higher_better = not lower_is_better(metric)
     sign = -1 if higher_better else 1
     worse = ranked[sign * (ranked["value"] - ref["value"]) > 0]
     if worse.empty:
@@ -77,7 +89,7 @@ def _sizes_text(sizes: pd.DataFrame | None, scenario: str) -> str:
 
 
 def _log_loss(respondent: pd.DataFrame) -> pd.DataFrame:
-    ll = respondent[respondent["metric"] == "log_loss"]
+    ll = respondent[respondent["metric"] == IMPUTATION_METRIC]
     cols = ["value", "ci_low", "ci_high", "n_items"]
     return ll.groupby(["scenario", "method"], sort=False)[cols].mean().reset_index()
 
@@ -94,7 +106,8 @@ def imputation_findings(
     out = []
     for scenario, part in _log_loss(respondent).groupby("scenario", sort=False):
         refs = part[part["method"].map(is_reference)]
-        ranked = part[~part["method"].map(is_reference)].sort_values("value")
+        ranked = _ranked(part[~part["method"].map(is_reference)],
+                         lower_is_better(IMPUTATION_METRIC))  # fmt: skip
         if ranked.empty:
             continue
         best = ranked.iloc[0]
@@ -106,7 +119,7 @@ def imputation_findings(
                        if _overlap(best, second) else "the intervals do not overlap")  # fmt: skip
             text += f"; next is {second['method']}, {_ci(second)} ({verdict})"
         for r in refs.itertuples(index=False):
-            text += _worse(ranked, pd.Series(r._asdict()), r.method)
+            text += _worse(ranked, pd.Series(r._asdict()), r.method, IMPUTATION_METRIC)
         out.append(text + ".")
     return out
 
@@ -159,13 +172,13 @@ def simulation_findings(
     encoder (the comparison of Huang, Li, Shao 2025)."""
     if overall is None:
         return []
-    tv = overall[overall["metric"] == "tv"]
+    tv = overall[overall["metric"] == SIMULATION_METRIC]
     sizes = split_sizes(distributions)
     out = []
     for split in [s for s in SPLIT_LABELS if s in set(tv["split"])]:
         part = tv[tv["split"] == split]
         is_ref = part["method"].map(is_reference)
-        ranked, refs = part[~is_ref].sort_values("value"), part[is_ref]
+        ranked, refs = _ranked(part[~is_ref], lower_is_better(SIMULATION_METRIC)), part[is_ref]
         if ranked.empty:
             continue
         n_text, n_questions = _split_n(sizes, split)
@@ -180,7 +193,7 @@ def simulation_findings(
         text += f" ({ref_text})" if ref_text else ""
         for r in refs.itertuples(index=False):
             if not str(r.method).startswith("noise floor"):
-                text += _worse(ranked, pd.Series(r._asdict()), r.method)
+                text += _worse(ranked, pd.Series(r._asdict()), r.method, SIMULATION_METRIC)
         out.append(text + ".")
     dsa = _models(config, "dsa")
     kl = [m["name"] for m in config.get("methods") or []
@@ -244,13 +257,15 @@ BASELINE_MODELS = ("question-marginal", "group-marginal")
 COMPLETE_CASE = "complete case"
 
 
-def _verdict(part: pd.DataFrame, baselines: set[str], unit: str = "", digits: int = 3) -> str:
-    """Which method to trust on one job (rows ``method, value, ci_low, ci_high``, lower is
-    better): the best method, whether it clearly beats the simple baselines (by its
+def _verdict(
+    part: pd.DataFrame, baselines: set[str], unit: str = "", digits: int = 3, lower: bool = True
+) -> str:
+    """Which method to trust on one job (rows ``method, value, ci_low, ci_high``; ``lower``:
+    lower is better): the best method, whether it clearly beats the simple baselines (by its
     interval; by the point estimates where there are none), and every method worse than a
     reference (the noise floor aside: nothing should beat it)."""
     is_ref = part["method"].map(is_reference)
-    ranked, refs = part[~is_ref].sort_values("value"), part[is_ref]
+    ranked, refs = _ranked(part[~is_ref], lower), part[is_ref]
     if ranked.empty:
         return "no method was run"
 
@@ -277,7 +292,8 @@ def _verdict(part: pd.DataFrame, baselines: set[str], unit: str = "", digits: in
     for r in refs.itertuples(index=False):
         if str(r.method).startswith("noise floor"):
             continue
-        worse = ranked[ranked["value"] > r.value]["method"].tolist()
+        worse = ranked[(ranked["value"] > r.value) if lower else (ranked["value"] < r.value)]
+        worse = worse["method"].tolist()
         if worse:
             text += f"; worse than {r.method} ({v(r)}): {_join(worse)}"
     return text
@@ -309,8 +325,9 @@ def bottom_line(data: RunData) -> list[str]:
         base = {n for b in BASELINE_MODELS for n in _models(imp_cfg, b)}
         for scenario, part in _log_loss(resp).groupby("scenario", sort=False):
             n = int(part["n_items"].max())
+            verdict = _verdict(part, base, lower=lower_is_better(IMPUTATION_METRIC))
             out.append(f"Imputing individual answers to {target} ({scenario}, {n} imputed "
-                       f"respondents scored, log loss): {_verdict(part, base)}.")  # fmt: skip
+                       f"respondents scored, log loss): {verdict}.")  # fmt: skip
     pop = data.table("imputation", "population")
     shares = None if pop is None else _share_errors(pop)
     if shares is not None:
@@ -323,11 +340,12 @@ def bottom_line(data: RunData) -> list[str]:
     if overall is not None:
         base = {n for b in BASELINE_MODELS for n in _models(sim_cfg, b)}
         sizes = split_sizes(data.table("simulation", "distributions"))
-        tv = overall[overall["metric"] == "tv"]
+        tv = overall[overall["metric"] == SIMULATION_METRIC]
         for split in [s for s in SPLIT_LABELS if s in set(tv["split"])]:
             n_text, n_questions = _split_n(sizes, split)
             head = f"Simulating groups, {SPLIT_LABELS[split]} ({n_text or 'TV'}, TV)"
-            verdict = _verdict(tv[tv["split"] == split], base)
+            verdict = _verdict(tv[tv["split"] == split], base,
+                               lower=lower_is_better(SIMULATION_METRIC))  # fmt: skip
             if n_questions is not None and n_questions < MIN_RANK_QUESTIONS:
                 verdict = f"too few questions to rank methods — as measured, {verdict}"
             out.append(f"{head}: {verdict}.")
