@@ -178,17 +178,20 @@ def _parse_by(by: list[str] | None) -> list[str | list[str]] | None:
 
 
 def _parse_params(params: list[str] | None) -> dict[str, Any]:
-    """``--param smoothing=1 --param by=[a,b]`` → a dict (values parsed as YAML)."""
-    import yaml
-
+    """``--param smoothing=1 --param by=[a,b]`` → a dict (values parsed as YAML, the
+    library's one dialect: only true/false are booleans)."""
     from surveylm.errors import ConfigError
+    from surveylm.io.yaml_files import parse_yaml
 
     out: dict[str, Any] = {}
     for p in params or []:
         key, sep, value = p.partition("=")
         if not sep or not key:
             raise ConfigError(f"--param expects key=value, got {p!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        try:
+            out[key.strip()] = parse_yaml(value)
+        except ConfigError as exc:
+            raise ConfigError(f"--param {key.strip()}: {exc}") from None
     return out
 
 

@@ -296,13 +296,9 @@ _YamlLoader.add_implicit_resolver(
 
 
 def _load_yaml(text: str, path: Path) -> Any:
-    try:
-        root = yaml.compose(text, Loader=_YamlLoader)
-    except yaml.YAMLError as exc:
-        raise FileFormatError(f"{where(file=path)}invalid YAML: {_one_line(exc)}") from None
-    if root is not None:
-        _check_yaml_node(root, [], path)
-    return yaml.load(text, Loader=_YamlLoader)  # a SafeLoader subclass
+    from surveylm.io.yaml_files import parse_yaml  # the one YAML reader (YAML 1.2 booleans)
+
+    return parse_yaml(text, path, check=lambda root: _check_yaml_node(root, [], path))
 
 
 def _check_yaml_node(node: yaml.Node, keys: list[str], path: Path) -> None:

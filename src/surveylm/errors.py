@@ -34,6 +34,12 @@ class ConfigError(SurveyLMError, ValueError):
     """An invalid experiment or model configuration."""
 
 
+class ConfigFileError(ConfigError, FileFormatError):
+    """A config-like YAML file (experiment, scenario, fine-tuning config, label table) that
+    is missing, unreadable or not valid YAML: both a :class:`ConfigError` and a
+    :class:`FileFormatError`, so either ``except`` catches it."""
+
+
 class ModelError(SurveyLMError, RuntimeError):
     """A model that cannot be loaded or used (missing folder, unreachable hub id, bad tokenizer)."""
 

@@ -30,11 +30,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from surveylm.errors import ConfigError, DataError, FileFormatError, preview, where
+from surveylm.errors import ConfigError, DataError, preview, where
+from surveylm.io.yaml_files import read_yaml, validate
 from surveylm.survey import Survey
 
 
@@ -468,43 +469,23 @@ def scenario_from_dict(data: Mapping[str, Any], *, file: str | Path | None = Non
     Raises:
         ConfigError: unknown kind, a misspelt or missing field, a value out of range.
     """
-    try:
-        return _ADAPTER.validate_python(dict(data))
-    except ValidationError as exc:
-        raise ConfigError(f"{where(file=file)}invalid scenario: {_errors(exc)}") from None
+    return validate(_ADAPTER, dict(data), f"{where(file=file)}invalid scenario: ")
 
 
 def load_scenarios(path: str | Path) -> list[Any]:
     """Read scenario configs from YAML: a list of scenarios, or ``{scenarios: [...]}``.
 
     Raises:
-        FileFormatError: missing or unparsable file.
-        ConfigError: an invalid scenario (the message names the file and the field).
+        ConfigFileError: missing or unparsable file (a ``ConfigError`` and a
+            ``FileFormatError``).
+        ConfigError: an invalid scenario (the message names the file and every field).
     """
-    import yaml
-
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{where(file=path)}no such file") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{where(file=path)}not valid YAML ({exc})") from None
+    raw = read_yaml(path)
     if isinstance(raw, Mapping) and "scenarios" in raw:
         raw = raw["scenarios"]
     if isinstance(raw, Mapping):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{where(file=path)}expected a list of scenarios")
-    try:
-        return list(_LIST_ADAPTER.validate_python(raw))
-    except ValidationError as exc:
-        raise ConfigError(f"{where(file=path)}invalid scenario: {_errors(exc)}") from None
-
-
-def _errors(exc: ValidationError) -> str:
-    parts = []
-    for e in exc.errors()[:3]:
-        loc = ".".join(str(x) for x in e["loc"])
-        parts.append(f"{loc}: {e['msg']}" if loc else e["msg"])
-    return "; ".join(parts)
+    return list(validate(_LIST_ADAPTER, raw, f"{where(file=path)}invalid scenario: "))

@@ -254,11 +254,12 @@ def run_demo(
 def _resumable_stages(run_dir: Path, config: DemoConfig, info: dict[str, Any]) -> list[str]:
     """The stages of the run in ``run_dir`` that a resumed run keeps (refusing a run of
     another config: its finished stages would be mixed with this one's)."""
-    from surveylm.errors import OutputError
+    from surveylm.errors import ConfigError, OutputError
+    from surveylm.io.yaml_files import read_yaml
 
     try:
-        old = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        old = read_yaml(run_dir / "config.yaml")
+    except ConfigError:
         old = None
     if old != config.model_dump(mode="json"):
         raise OutputError(f"--resume: run folder '{run_dir}' was run with another config; "

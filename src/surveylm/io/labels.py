@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from surveylm.errors import ConfigError, DataError, where
+from surveylm.errors import ConfigError, DataError
 from surveylm.items import ItemSet, item_frame
 from surveylm.survey import Question
 
@@ -38,14 +38,9 @@ def load_labels(source: str | Path | Mapping[str, Any]) -> dict[str, dict[str, A
             of ``label`` / ``question`` / ``values``.
     """
     if isinstance(source, str | Path):
-        import yaml
+        from surveylm.io.yaml_files import read_yaml
 
-        from surveylm.io.textfiles import read_text
-
-        try:
-            source = yaml.safe_load(read_text(source)) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{where(file=source)}not a YAML/JSON label table ({exc})") from None
+        source = read_yaml(source) or {}
         if not isinstance(source, Mapping):
             raise ConfigError("a label table maps attributes to labels")
     out = {}

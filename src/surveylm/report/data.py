@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
+
+from surveylm.errors import ConfigError, shorten, where
+from surveylm.io.yaml_files import read_yaml
 
 __all__ = ["SPLIT_LABELS", "RunData", "load_run"]
 
@@ -45,7 +47,10 @@ class RunData:
             (the section's YAML config and settings JSON) — ``None`` when the folder is
             absent.
         data_efficiency: ``(worth, curves)`` frames of the data-efficiency run, if any.
-        notes: Why a part is missing, by part name.
+        notes: Why a part is missing, by part name: a section (``imputation``,
+            ``simulation``, ``data_efficiency``) or a file that was absent, unreadable or
+            not a mapping (``run``, ``versions``, ``config``, ``imputation/config``,
+            ``simulation/settings``, ...; its value then stands as ``{}``).
     """
 
     run_dir: Path
@@ -85,20 +90,36 @@ class RunData:
         return frame if isinstance(frame, pd.DataFrame) and len(frame) else None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, notes: dict[str, str], key: str) -> dict[str, Any]:
+    """The mapping in a JSON file; ``{}`` with the reason in ``notes[key]`` when the file is
+    missing, unreadable or not a JSON object."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        notes[key] = f"{where(file=path)}no such file"
         return {}
-    return value if isinstance(value, dict) else {}
+    except (OSError, ValueError) as exc:
+        notes[key] = f"{where(file=path)}unreadable ({shorten(exc, 200)})"
+        return {}
+    return _mapping(value, path, notes, key)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, notes: dict[str, str], key: str) -> dict[str, Any]:
+    """The mapping in a YAML file (the library's one reader); ``{}`` with the reason in
+    ``notes[key]`` when the file is missing, unreadable or not a mapping."""
     try:
-        value = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        value = read_yaml(path)
+    except ConfigError as exc:
+        notes[key] = str(exc)
         return {}
-    return value if isinstance(value, dict) else {}
+    return _mapping(value, path, notes, key)
+
+
+def _mapping(value: Any, path: Path, notes: dict[str, str], key: str) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    notes[key] = f"{where(file=path)}expected a mapping, got {type(value).__name__}"
+    return {}
 
 
 def _read_table(stem: Path) -> pd.DataFrame | None:
@@ -113,14 +134,16 @@ def _read_table(stem: Path) -> pd.DataFrame | None:
     return None
 
 
-def _section(folder: Path, names: tuple[str, ...]) -> dict[str, Any] | None:
+def _section(
+    folder: Path, names: tuple[str, ...], notes: dict[str, str]
+) -> dict[str, Any] | None:
     if not folder.is_dir():
         return None
     part: dict[str, Any] = {name: _read_table(folder / name) for name in names}
-    part["config"] = _read_yaml(folder / "config.yaml")
-    part["settings"] = _read_json(folder / "settings.json")
     if all(part[name] is None for name in names):
         return None
+    part["config"] = _read_yaml(folder / "config.yaml", notes, f"{folder.name}/config")
+    part["settings"] = _read_json(folder / "settings.json", notes, f"{folder.name}/settings")
     return part
 
 
@@ -132,13 +155,15 @@ def load_run(run_dir: str | Path) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DataError(f"report: run folder '{run_dir}' does not exist")
+    notes: dict[str, str] = {}
     data = RunData(
         run_dir=run_dir,
-        run=_read_json(run_dir / "run.json"),
-        versions=_read_json(run_dir / "versions.json"),
-        config=_read_yaml(run_dir / "config.yaml"),
-        imputation=_section(run_dir / "imputation", IMPUTATION_TABLES),
-        simulation=_section(run_dir / "simulation", SIMULATION_TABLES),
+        run=_read_json(run_dir / "run.json", notes, "run"),
+        versions=_read_json(run_dir / "versions.json", notes, "versions"),
+        config=_read_yaml(run_dir / "config.yaml", notes, "config"),
+        imputation=_section(run_dir / "imputation", IMPUTATION_TABLES, notes),
+        simulation=_section(run_dir / "simulation", SIMULATION_TABLES, notes),
+        notes=notes,
     )
     if data.imputation is None:
         data.notes["imputation"] = "no imputation results in this run (imputation/ is absent)"

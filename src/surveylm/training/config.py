@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from surveylm.errors import ConfigError
 
@@ -199,17 +199,18 @@ class FineTuneConfig(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> FineTuneConfig:
-        """Read a config from a YAML file (a clear error naming the file on bad input)."""
-        import yaml
+        """Read a config from a YAML file (a clear error naming the file on bad input; an
+        empty file is the defaults).
 
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"file '{path}': no such file") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"file '{path}': not valid YAML ({exc})") from None
-        return parse_config(data, context=f"file '{path}': ")
+        Raises:
+            ConfigFileError: missing or unparsable file.
+            ConfigError: an unknown key or an invalid value (every one, located).
+        """
+        from surveylm.io.yaml_files import load_config
+
+        return load_config(
+            path, FineTuneConfig, context="invalid fine-tuning config: ", allow_empty=True
+        )
 
 
 def parse_config(
@@ -226,10 +227,9 @@ def parse_config(
         return value
     if not isinstance(value, Mapping):
         raise ConfigError(f"{context}fine-tuning config must be a mapping, got {type(value)}")
-    try:
-        return FineTuneConfig.model_validate(dict(value))
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{context}invalid fine-tuning config: {problems}") from None
+    from surveylm.io.yaml_files import validate
+
+    config: FineTuneConfig = validate(
+        FineTuneConfig, dict(value), f"{context}invalid fine-tuning config: "
+    )
+    return config
