@@ -1,4 +1,4 @@
-"""surveylm.impute: mice-style long completed datasets, Rubin-pooled shares, atomic files."""
+"""sl.impute (surveylm.completed_data): mice-style long completed data, Rubin-pooled shares."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from surveylm.completed_data import impute, pool_shares, write_imputations
 from surveylm.errors import DataError, FileFormatError
-from surveylm.impute import impute, pool_shares, write_imputations
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.models.base import AnswerModel, Predictions
 from surveylm.models.tabular import LogisticModel

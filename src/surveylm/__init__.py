@@ -14,27 +14,67 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "AnswerModel": "surveylm.models.base",
+    "BASELINES": "surveylm.models",
+    "BlendModel": "surveylm.models.blend",
+    "CatBoostModel": "surveylm.models.tabular",
+    "CausalLMAnswerModel": "surveylm.models.causal_lm",
+    "ChainedEquationsImputer": "surveylm.models.chained",
     "Codebook": "surveylm.codebook",
+    "ConvenienceConfig": "surveylm.missingness",
+    "DSAModel": "surveylm.models.dsa",
+    "EncoderAnswerModel": "surveylm.models.encoder",
     "Evaluation": "surveylm.evaluation",
+    "FineTuneConfig": "surveylm.training.config",
     "Group": "surveylm.items",
+    "GroupMarginalModel": "surveylm.models.baselines",
+    "ImputationConfig": "surveylm.experiments.imputation_config",
     "ItemSet": "surveylm.items",
+    "LogisticModel": "surveylm.models.tabular",
+    "MARConfig": "surveylm.missingness",
+    "MCARConfig": "surveylm.missingness",
+    "MNARConfig": "surveylm.missingness",
+    "MODELS": "surveylm.models",
+    "PooledEstimate": "surveylm.population",
     "Predictions": "surveylm.models.base",
     "Question": "surveylm.survey",
+    "QuestionMarginalModel": "surveylm.models.baselines",
+    "RandomForestModel": "surveylm.models.tabular",
+    "SimulationConfig": "surveylm.experiments.simulation_config",
     "Survey": "surveylm.survey",
     "SurveyLMError": "surveylm.errors",
+    "UniformModel": "surveylm.models.baselines",
+    "apply_missingness": "surveylm.missingness",
     "build_group_items": "surveylm.items",
     "build_respondent_items": "surveylm.items",
+    "crossed_split": "surveylm.splits",
     "evaluate": "surveylm.evaluation",
     "evaluate_baselines": "surveylm.experiments.baselines",
+    "impute": "surveylm.completed_data",
+    "kfold_respondents": "surveylm.splits",
     "load_anes1996": "surveylm.datasets",
     "load_codebook": "surveylm.codebook",
     "load_dataset": "surveylm.datasets",
     "load_masculinity": "surveylm.datasets.fivethirtyeight",
     "load_nonvoters": "surveylm.datasets.fivethirtyeight",
+    "load_scenarios": "surveylm.missingness",
     "make_model": "surveylm.models",
+    "model_class": "surveylm.models",
+    "multiple_imputation_shares": "surveylm.population",
+    "pool_shares": "surveylm.completed_data",
     "read_distributions": "surveylm.io.distributions",
     "read_survey": "surveylm.io.surveys",
+    "rubin_pool": "surveylm.population",
+    "run_data_efficiency": "surveylm.experiments.data_efficiency",
+    "run_demo": "surveylm.experiments.demo",
+    "run_imputation_benchmark": "surveylm.experiments.imputation",
+    "run_simulation_benchmark": "surveylm.experiments.simulation",
+    "scenario_from_dict": "surveylm.missingness",
+    "split_items_by_group": "surveylm.splits",
+    "split_items_by_question": "surveylm.splits",
+    "split_items_by_source": "surveylm.splits",
+    "split_respondents": "surveylm.splits",
     "survey_from_dataframe": "surveylm.io.surveys",
+    "write_imputations": "surveylm.completed_data",
     "write_long_csv": "surveylm.io.distributions",
     "write_subpop_jsonl": "surveylm.io.distributions",
 }
@@ -43,21 +83,50 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 if TYPE_CHECKING:  # pragma: no cover
     from surveylm.codebook import Codebook, load_codebook
+    from surveylm.completed_data import impute, pool_shares, write_imputations
     from surveylm.datasets import load_anes1996, load_dataset
     from surveylm.datasets.fivethirtyeight import load_masculinity, load_nonvoters
     from surveylm.errors import SurveyLMError
     from surveylm.evaluation import Evaluation, evaluate
     from surveylm.experiments.baselines import evaluate_baselines
-    from surveylm.io.distributions import (
-        read_distributions,
-        write_long_csv,
-        write_subpop_jsonl,
-    )
+    from surveylm.experiments.data_efficiency import run_data_efficiency
+    from surveylm.experiments.demo import run_demo
+    from surveylm.experiments.imputation import run_imputation_benchmark
+    from surveylm.experiments.imputation_config import ImputationConfig
+    from surveylm.experiments.simulation import run_simulation_benchmark
+    from surveylm.experiments.simulation_config import SimulationConfig
+    from surveylm.io.distributions import read_distributions, write_long_csv, write_subpop_jsonl
     from surveylm.io.surveys import read_survey, survey_from_dataframe
     from surveylm.items import Group, ItemSet, build_group_items, build_respondent_items
-    from surveylm.models import make_model
+    from surveylm.missingness import (
+        ConvenienceConfig,
+        MARConfig,
+        MCARConfig,
+        MNARConfig,
+        apply_missingness,
+        load_scenarios,
+        scenario_from_dict,
+    )
+    from surveylm.models import BASELINES, MODELS, make_model, model_class
     from surveylm.models.base import AnswerModel, Predictions
+    from surveylm.models.baselines import GroupMarginalModel, QuestionMarginalModel, UniformModel
+    from surveylm.models.blend import BlendModel
+    from surveylm.models.causal_lm import CausalLMAnswerModel
+    from surveylm.models.chained import ChainedEquationsImputer
+    from surveylm.models.dsa import DSAModel
+    from surveylm.models.encoder import EncoderAnswerModel
+    from surveylm.models.tabular import CatBoostModel, LogisticModel, RandomForestModel
+    from surveylm.population import PooledEstimate, multiple_imputation_shares, rubin_pool
+    from surveylm.splits import (
+        crossed_split,
+        kfold_respondents,
+        split_items_by_group,
+        split_items_by_question,
+        split_items_by_source,
+        split_respondents,
+    )
     from surveylm.survey import Question, Survey
+    from surveylm.training.config import FineTuneConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -675,7 +675,7 @@ def impute_cmd(
 ) -> None:
     """Write m completed datasets (mice's long format, `.imp` = 0..m) and pooled shares."""
     with _friendly_errors():
-        from surveylm.impute import impute, pool_shares, write_imputations
+        from surveylm.completed_data import impute, pool_shares, write_imputations
         from surveylm.io.output_paths import check_file_output
 
         check_file_output(output, (".parquet", ".pq", ".csv"), "--output")
