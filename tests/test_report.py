@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from markupsafe import Markup
 
 from demo_fixtures import baseline_demo_config
 from surveylm.experiments.demo import run_demo
@@ -251,3 +252,24 @@ def test_training_curves_are_drawn_when_the_run_has_them(copy) -> None:
     assert (copy / "figures" / "training_curves.png").read_bytes().startswith(b"\x89PNG")
     (copy / "simulation" / "training_curves.parquet").unlink()
     assert "Simulation: training curves" not in build_report(copy).read_text(encoding="utf-8")
+
+
+def test_templates_escape_what_they_print() -> None:
+    """Issue 14: the page comes from jinja2 templates with autoescape: text from a run
+    (method names, errors, findings) is escaped once, rendered pieces are not escaped again."""
+    from surveylm.report.html import ENV, Figure, note, render, table_html
+
+    for name in ENV.list_templates():
+        ENV.get_template(name)  # every shipped template compiles
+    evil = "<script>alert('x')</script> & \"co\""
+    table = table_html(pd.DataFrame({"method": [evil], "value": [0.12345]}))
+    assert "<script>" not in str(table) and "&lt;script&gt;" in str(table)
+    assert "<td class='num'>0.123</td>" in table
+    body = render("training.html.j2", fig=Figure("training_curves", error=evil))
+    assert str(body).count("&lt;script&gt;") == 1 and "<p class='note'>Figure 'training_curves'" in body
+    page = render("summary.html.j2", bottom=[evil], meta=table, dataset=evil, weighting="w",
+                  target=evil, imputation=True, simulation=True, quick=False, status=evil,
+                  findings=[(evil, [evil])])  # fmt: skip
+    # bottom line, facts table, dataset, target, status, finding topic and finding
+    assert "<script>" not in str(page) and str(page).count("&lt;script&gt;") == 7
+    assert note(evil) == f"<p class='note'>{Markup.escape(evil)}</p>"

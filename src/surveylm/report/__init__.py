@@ -7,7 +7,9 @@ commands writing into ``RUN/imputation`` and ``RUN/simulation``) and (re)writes
 Modules: :mod:`~surveylm.report.data` (reading a run folder), :mod:`~surveylm.report.figures`
 (one function per figure), :mod:`~surveylm.report.findings` (key findings from the
 numbers), :mod:`~surveylm.report.methods` (the methods section),
-:mod:`~surveylm.report.html` (the page) and :mod:`~surveylm.report.build`.
+:mod:`~surveylm.report.html` (the page: jinja2 templates under ``report/templates``,
+autoescaped, shipped as package data) and :mod:`~surveylm.report.build` (what each section
+shows, rendered from its template).
 """
 
 from __future__ import annotations

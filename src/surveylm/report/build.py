@@ -8,7 +8,6 @@ becomes a note naming the error instead of stopping the report.
 
 from __future__ import annotations
 
-import html as _html
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +19,12 @@ from surveylm.report.data import SPLIT_LABELS, RunData, load_run
 from surveylm.report.findings import bottom_line, findings
 from surveylm.report.html import (
     Figure,
+    Section,
     ci_table,
-    esc,
     note,
     page,
+    render,
     run_summary_rows,
-    section,
     table_html,
 )
 from surveylm.report.labels import (
@@ -35,7 +34,7 @@ from surveylm.report.labels import (
     split_sizes,
     weighting,
 )
-from surveylm.report.methods import MULTIPLE_IMPUTATION, methods_html, used_format
+from surveylm.report.methods import MULTIPLE_IMPUTATION, method_rows, used_format
 from surveylm.report.ppi import ppi_sections
 
 __all__ = ["FIGURES", "build_report"]
@@ -103,113 +102,64 @@ class _Builder:
         self.sim_cfg = (data.simulation or {}).get("config") or {}
         self.weighting = weighting(data) or "weighted where the survey has weights"
 
-    def figure(self, name: str, draw: Callable[[], Any], alt: str, caption: str) -> str:
-        """Draw, save (PNG + SVG) and embed one figure; a note if drawing fails."""
+    def figure(self, name: str, draw: Callable[[], Any]) -> Figure:
+        """Draw and save (PNG + SVG) one figure; its error instead if drawing fails (the
+        template shows a note)."""
         try:
             fig = draw()
             out = F.save_figure(fig, self.fig_dir / name)
         except Exception as exc:  # a broken part of a run must not lose the whole report
             warnings.warn(f"report: figure '{name}' not drawn: {exc}", stacklevel=2)
-            return note(f"Figure '{name}' could not be drawn ({type(exc).__name__}: {exc}).")
+            return Figure(name, error=f"{type(exc).__name__}: {exc}")
         self.drawn.append(name)
-        return Figure(name, out["png"], alt, caption).html()
+        return Figure(name, out["png"])
 
     # -- sections ---------------------------------------------------------------------------
-    def header(self) -> str:
+    def header(self) -> Section:
         d = self.data
-        target = self.imp_cfg.get("target")
-        parts = []
-        if d.imputation is not None:
-            parts.append(
-                f"how well each method fills in answers to <b>{esc(target)}</b> that were "
-                "hidden at random or by a convenience sample — respondent by respondent, and "
-                "as the full-sample share with multiple-imputation intervals"
-            )
-        if d.simulation is not None:
-            parts.append(
-                "how well each method predicts how <b>groups</b> of respondents answer, "
-                "including questions and groups it never saw in training, against held-out "
-                "respondents, the uniform guess and the sampling-noise floor"
-            )
-        what = (
-            "<p><b>What this shows.</b> On the "
-            f"{esc(dataset_title(d.dataset))} data ({esc(self.weighting)}) this run compares "
-            + "; and ".join(parts)
-            + ". Every interval is a 95% interval; every number below comes from the tidy "
-            "files in this run folder. Names marked <b>(ref)</b> are references (the uniform "
-            "guess, the sampling-noise floor, a random share of the real training "
-            "respondents), never ranked among the methods.</p>"
-        )
-        if d.run.get("quick"):
-            what += (
-                "<p class='warn'>This is a <code>--quick</code> smoke run: tiny settings "
-                "that show everything runs, not what the methods can do.</p>"
-            )
         status = run_status(d.run) if d.run else "unknown"
-        if status not in ("complete", "unknown"):
-            what += (
-                f"<p class='warn'>This run is incomplete: {esc(status)}. Only the stages "
-                "it finished are shown; rerun with <code>--resume</code> to finish it.</p>"
-            )
-        groups = [(name, items) for name, items in findings(d) if items]
-        found = "".join(
-            f"<p><b>{esc(name)}</b></p><ul class='findings'>"
-            + "".join(f"<li>{esc(t)}</li>" for t in items)
-            + "</ul>"
-            for name, items in groups
+        body = render(
+            "summary.html.j2",
+            bottom=bottom_line(d),
+            meta=table_html(run_summary_rows(d), cls="meta", header=False),
+            dataset=dataset_title(d.dataset),
+            weighting=self.weighting,
+            target=self.imp_cfg.get("target"),
+            imputation=d.imputation is not None,
+            simulation=d.simulation is not None,
+            quick=bool(d.run.get("quick")),
+            status="" if status in ("complete", "unknown") else status,
+            findings=[(name, items) for name, items in findings(d) if items],
         )
-        if found:
-            found = "<h3>Key findings (computed from the results)</h3>" + found
-        lines = bottom_line(d)
-        bottom = (
-            "<div class='box bottom-line' id='bottom-line'><h3>Bottom line (computed from the "
-            "results)</h3><ul class='findings'>"
-            + "".join(f"<li>{esc(t)}</li>" for t in lines)
-            + "</ul></div>"
-            if lines
-            else ""
-        )
-        meta = table_html(run_summary_rows(d), cls="meta", header=False)
-        return section("summary", "Run", bottom + meta + what + found)
+        return Section("summary", "Run", body, "Run")
 
-    def imputation(self) -> list[tuple[str, str, str]]:
+    def section(self, sid: str, title: str, body: Any) -> Section:
+        return Section(sid, title, body, NAV_LABELS.get(sid, sid))
+
+    def imputation(self) -> list[Section]:
         d = self.data
         if d.imputation is None:
-            return [("imputation", "Imputation", note(d.notes["imputation"]))]
+            return [self.section("imputation", "Imputation", note(d.notes["imputation"]))]
         cfg = self.imp_cfg
         methods, scenarios = _names(cfg), _scenario_names(cfg)
         target = cfg.get("target", "the target")
         out = []
         pop = d.table("imputation", "population")
-        body = (
-            self.figure(
-                "vote_share",
-                lambda: F.vote_share(pop, methods, scenarios),
-                f"Estimated full-sample share of the first answer to {target} per method and "
-                "scenario, with Rubin intervals and the true share as a dashed line",
-                f"Full-sample share of the first option of <b>{esc(target)}</b> estimated from the "
-                f"observed answers plus m = {esc(cfg.get('m', '?'))} imputations per method, "
-                "pooled by Rubin's rules (dot = estimate, whisker = 95% interval; MCAR scenarios "
-                "have one estimate per fold). Dashed line: the true share in the full sample.",
-            )
-            if pop is not None
-            else note("No population results (population.parquet absent).")
-        )
-        out.append(("vote-share", "Imputation: estimated shares with Rubin intervals", body))
+        fig = None
+        if pop is not None:
+            fig = self.figure("vote_share", lambda: F.vote_share(pop, methods, scenarios))
+        body = render("vote_share.html.j2", fig=fig, target=target, m=cfg.get("m", "?"))
+        out.append(self.section("vote-share", "Imputation: estimated shares with Rubin intervals",
+                                body))  # fmt: skip
 
         resp = d.table("imputation", "respondent")
+        fig, scored = None, ""
         if resp is not None:
-            body = self.figure(
+            fig = self.figure(
                 "respondent_metrics",
                 lambda: F.respondent_metrics(resp, methods, scenarios, reference=UNIFORM),
-                "Accuracy and log loss of the imputed respondents per method and scenario",
-                f"Scored on the respondents whose answer was hidden ({esc(self.weighting)}; "
-                f"{esc(_scored_text(resp))}; 95% paired-bootstrap intervals over "
-                "respondents). Higher accuracy and lower log loss are better; the dotted line "
-                "is the uniform guess (ref).",
             )
-        else:
-            body = note("No respondent-level results (respondent.parquet absent).")
+            scored = _scored_text(resp)
         summary = d.table("imputation", "summary")
         timings = d.table("imputation", "timings")
         if (summary is not None and timings is not None and "seconds" in timings
@@ -217,6 +167,7 @@ class _Builder:
             secs = timings.groupby(["scenario", "method"], sort=False)["seconds"].mean()
             summary = summary.merge(secs.rename("seconds_per_fit").reset_index(),
                                     on=["scenario", "method"], how="left")  # fmt: skip
+        summary_html = None
         if summary is not None:
             names = {
                 "scenario": "scenario", "method": "method", "accuracy": "accuracy",
@@ -232,44 +183,26 @@ class _Builder:
                 )  # fmt: skip
                 names = {**names, "n observed": "n observed", "n imputed": "n imputed"}
             shown = summary[[c for c in names if c in summary.columns]].rename(columns=names)
-            body += (
-                "<h3>Summary table</h3>"
-                + table_html(shown, {"seconds per fit": 2})
-                + (
-                    "<p class='note'>n observed / n imputed: respondents whose answer was kept "
-                    "/ hidden, per missing-data draw. "
-                    "Share TV: total variation between the estimated and the true "
-                    "full-sample shares (observed plus expected imputed answers); "
-                    "subgroup share TV: the same within subgroups of "
-                    f"{esc(cfg.get('group_by') or '—')} with at least "
-                    f"{esc(cfg.get('min_group_n', '?'))} respondents.</p>"
-                )
-            )
-        out.append(("respondent", "Imputation: respondent-level accuracy", body))
+            summary_html = table_html(shown, {"seconds per fit": 2})
+        body = render(
+            "respondent.html.j2", fig=fig, weighting=self.weighting, scored=scored,
+            summary=summary_html, group_by=cfg.get("group_by") or "—",
+            min_group_n=cfg.get("min_group_n", "?"),
+        )  # fmt: skip
+        out.append(self.section("respondent", "Imputation: respondent-level accuracy", body))
 
         pred = d.table("imputation", "predictions")
-        body = (
-            self.figure(
+        fig = None
+        if pred is not None:
+            fig = self.figure(
                 "reliability",
                 lambda: F.reliability(pred, methods, scenarios, exclude=(UNIFORM,)),
-                "Reliability diagram of imputed respondents' predicted probabilities, one panel "
-                "per scenario, with the expected calibration error of each method",
-                "Predicted probability (binned in tenths) against how often that answer was the "
-                f"true one ({esc(self.weighting)}). On the dotted diagonal a method is "
-                "calibrated; the number beside a point is the respondents in its bin. One "
-                "panel per scenario because a convenience sample changes who is imputed, and "
-                "calibration with it. ECE: weighted mean gap to the diagonal. Bins with fewer "
-                "than 5 respondents are not drawn, nor a method with fewer than 3 such bins; the "
-                "uniform guess is a single point at 1/k and left out.",
             )
-            if pred is not None
-            else note(
-                "No respondent predictions (predictions.parquet absent): no reliability diagram."
-            )
-        )
-        out.append(("calibration", "Imputation: calibration", body))
+        body = render("calibration.html.j2", fig=fig, weighting=self.weighting)
+        out.append(self.section("calibration", "Imputation: calibration", body))
 
         cov = d.table("imputation", "coverage")
+        cov_html = None
         if cov is not None:
             options = list(dict.fromkeys(cov["option"]))
             if len(options) == 2:
@@ -288,114 +221,68 @@ class _Builder:
                     "rmse": "RMSE (pts)",
                 }
             )
-            level = cfg.get("level", 0.95)
-            body = (
-                f"<p>Share of missing-data draws whose {100 * float(level):.0f}% Rubin "
-                "interval contains the true full-sample share, and the intervals' mean width "
-                "in percentage points. Coverage is a rate over draws: with fewer than "
-                f"{MIN_COVERAGE_DRAWS} draws it is shown as “too few draws” (one draw gives "
-                "only 0 or 1); width, bias and RMSE are still means over the draws.</p>"
-                + table_html(
-                    show, {"mean width (pts)": 1, "bias (pts)": 1, "RMSE (pts)": 1}
-                )
-            )
-        else:
-            body = note("No coverage results (coverage.parquet absent).")
-        out.append(("coverage", "Multiple imputation: coverage and interval width", body))
+            cov_html = table_html(show, {"mean width (pts)": 1, "bias (pts)": 1, "RMSE (pts)": 1})
+        level = f"{100 * float(cfg.get('level', 0.95)):.0f}"
+        body = render("coverage.html.j2", table=cov_html, level=level,
+                      min_draws=MIN_COVERAGE_DRAWS)  # fmt: skip
+        out.append(self.section("coverage", "Multiple imputation: coverage and interval width",
+                                body))  # fmt: skip
         return out
 
-    def simulation(self) -> list[tuple[str, str, str]]:
+    def simulation(self) -> list[Section]:
         d = self.data
         if d.simulation is None:
-            return [("simulation", "Simulation", note(d.notes["simulation"]))]
+            return [self.section("simulation", "Simulation", note(d.notes["simulation"]))]
         cfg = self.sim_cfg
         methods = _names(cfg)
         out = []
         overall = d.table("simulation", "overall")
+        fig, tv_html = None, None
         if overall is not None:
-            body = self.figure(
+            fig = self.figure(
                 "distribution_metrics",
                 lambda: F.distribution_metrics(overall, methods, exclude=(UNIFORM,)),
-                "Total variation, Wasserstein distance and Jensen-Shannon divergence of "
-                "predicted to held-out group distributions per method and split",
-                "Distance between each method's predicted and the held-out respondents' answer "
-                "distribution, averaged over question × group items (95% bootstrap intervals, "
-                "resampling whole questions where a split has several). Lower is better. "
-                "Dotted: the uniform distribution; dashed: the "
-                "sampling-noise floor (a second sample of the same size from the true "
-                "distribution is this far off).",
             )
             tv = overall[overall["metric"] == "tv"]
-            body += "<h3>Total variation by split</h3>" + table_html(
+            tv_html = table_html(
                 _with_n(
                     ci_table(
                         tv, "method", "split", [*methods, UNIFORM, "noise floor (ref)"],
                         list(SPLIT_LABELS),
                     ), split_sizes(d.table("simulation", "distributions")),
                 )
-            ) + (
-                "<p class='note'>n: the split's question × group items, the questions they "
-                "come from and their groups; 95% intervals resample whole questions. A split "
-                "on fewer than 3 questions is too small to rank methods on.</p>"
             )  # fmt: skip
-        else:
-            body = note("No overall simulation results (overall.parquet absent).")
-        out.append(("distribution", "Simulation: distance to human answer distributions", body))
+        body = render("distribution.html.j2", fig=fig, tv=tv_html)
+        title = "Simulation: distance to human answer distributions"
+        out.append(self.section("distribution", title, body))
 
         dist = d.table("simulation", "distributions")
         min_n = int(cfg.get("min_n", DEFAULT_MIN_N))
+        fig, missing = None, "No predicted distributions (distributions.parquet absent)."
         if dist is not None:
             pairs = F.example_pairs(dist, min_n, k=6, seed=int(cfg.get("seed", 0)))
+            missing = f"No question × group item with at least {min_n} respondents."
             if len(pairs):
                 texts = _question_texts(d.dataset)
-                body = self.figure(
+                fig = self.figure(
                     "predicted_vs_human",
                     lambda: F.predicted_vs_human(dist, pairs, methods, exclude=(UNIFORM,),
                                                  question_text=texts),
-                    "Predicted and human answer distributions for six question and group "
-                    "pairs, unseen groups and questions first",
-                    "Grey bars: the held-out respondents of the group; markers: each method's "
-                    "prediction. Items on unseen questions and unseen groups are shown first. "
-                    f"Only groups with at least {min_n} respondents (the config's min_n) are "
-                    "ever shown.",
-                )
-            else:
-                body = note(f"No question × group item with at least {min_n} respondents.")
-        else:
-            body = note("No predicted distributions (distributions.parquet absent).")
-        out.append(("examples", "Simulation: predicted vs human distributions", body))
+                )  # fmt: skip
+        body = render("examples.html.j2", fig=fig, min_n=min_n, missing=missing)
+        out.append(self.section("examples", "Simulation: predicted vs human distributions", body))
 
         curves = d.table("simulation", "training_curves")
         if curves is not None and len(curves):
-            body = self.figure(
-                "training_curves",
-                lambda: F.training_curves(curves, methods),
-                "Training and validation loss against the optimiser step for each fitted "
-                "language-model method",
-                "Thin: the training loss per logged step; thick: the loss on the inner "
-                "validation split that fit held out (step 0 is the untrained state, which for "
-                "the encoder head is the training marginal); circled: the state fit restored "
-                "(lowest validation loss). A curve that never dips below step 0 means the "
-                "method kept its start (fit warns).",
-            )
-            out.append(("training", "Simulation: training curves", body))
+            fig = self.figure("training_curves", lambda: F.training_curves(curves, methods))
+            body = render("training.html.j2", fig=fig)
+            out.append(self.section("training", "Simulation: training curves", body))
 
-        if d.data_efficiency is None:
-            body = note(d.notes.get("data_efficiency", "no data-efficiency results"))
-        else:
+        fig, worth_html = None, None
+        missing = d.notes.get("data_efficiency", "no data-efficiency results")
+        if d.data_efficiency is not None:
             worth = d.data_efficiency[0]
-            body = self.figure(
-                "data_efficiency",
-                lambda: F.data_efficiency(worth, methods=methods),
-                "Error against the share of training respondents used, per method, with "
-                "95% bands and each method's equivalent fraction",
-                "Each method is trained on a random share of the training respondents and "
-                "scored (TV) on the held-out half's seen question × group items; the black "
-                "curve is that share's own group distributions. 'Worth x%': the share of real "
-                "training data whose error the method matches at full data (DSA, Huang, Li, "
-                "Shao 2025); '≤' where it is worse than the smallest share run. Bands: 95% "
-                "percentile-bootstrap intervals over items (errors averaged over subsamples).",
-            )
+            fig = self.figure("data_efficiency", lambda: F.data_efficiency(worth, methods=methods))
             show = worth.assign(
                 fraction=100 * worth["fraction"],
                 equivalent_fraction=100 * worth["equivalent_fraction"],
@@ -408,64 +295,54 @@ class _Builder:
                     "equivalent_fraction": "worth (% of data)",
                 }
             )
-            body += table_html(show, {"training share (%)": 0, "worth (% of data)": 0})
-        out.append(("data-efficiency", "Data efficiency", body))
+            worth_html = table_html(show, {"training share (%)": 0, "worth (% of data)": 0})
+        body = render("data_efficiency.html.j2", fig=fig, table=worth_html, missing=missing)
+        out.append(self.section("data-efficiency", "Data efficiency", body))
         return out
 
-    def methods(self) -> str:
+    def methods(self) -> Section:
         d = self.data
-        body = f"<p>Seed of every random step: <b>{esc(d.seed)}</b>.</p>"
+        imputation = simulation = None
         if d.imputation is not None:
             cfg = self.imp_cfg
-            scen = "; ".join(
-                f"{s.get('name', s.get('kind'))} ({_scenario_text(s)})"
-                for s in cfg.get("scenarios") or []
-            )
-            body += (
-                f"<h3>Imputation</h3><p>Target <b>{esc(cfg.get('target'))}</b> from "
-                f"{esc(', '.join(cfg.get('features') or []))}; scenarios: {esc(scen)}; "
-                f"m = {esc(cfg.get('m'))} imputations, {esc(cfg.get('repetitions', 1))} "
-                f"repetition(s), {esc(cfg.get('n_boot'))} bootstrap resamples. "
-                f"{esc(MULTIPLE_IMPUTATION)}</p>" + methods_html(cfg, "respondent")
-            )
+            imputation = {
+                "target": cfg.get("target"),
+                "features": ", ".join(cfg.get("features") or []),
+                "scenarios": "; ".join(f"{s.get('name', s.get('kind'))} ({_scenario_text(s)})"
+                                       for s in cfg.get("scenarios") or []),
+                "m": cfg.get("m"), "repetitions": cfg.get("repetitions", 1),
+                "n_boot": cfg.get("n_boot"), "multiple_imputation": MULTIPLE_IMPUTATION,
+                "rows": method_rows(cfg, "respondent"),
+            }  # fmt: skip
         if d.simulation is not None:
             cfg = self.sim_cfg
-            groups = ", ".join(
-                g if isinstance(g, str) else " × ".join(g) for g in cfg.get("group_by") or []
-            )
-            body += (
-                f"<h3>Simulation</h3><p>Questions {esc(', '.join(cfg.get('questions') or []))}"
-                f" by {esc(groups)}; group cells below min_n = {esc(cfg.get('min_n'))} "
-                f"respondents suppressed; {100 * float(cfg.get('test_fraction', 0.5)):.0f}% "
-                "of respondents held out as the truth; unseen questions "
-                f"{esc(', '.join(cfg.get('test_questions') or ['drawn with the seed']))}, "
-                f"unseen groups {esc(_unseen_groups(d))}.</p>" + methods_html(cfg, "group")
-            )
-        body += self.formats()
-        return section("methods", "Methods", body)
+            simulation = {
+                "questions": ", ".join(cfg.get("questions") or []),
+                "groups": ", ".join(g if isinstance(g, str) else " × ".join(g)
+                                    for g in cfg.get("group_by") or []),
+                "min_n": cfg.get("min_n"),
+                "test_percent": f"{100 * float(cfg.get('test_fraction', 0.5)):.0f}",
+                "test_questions": ", ".join(cfg.get("test_questions") or ["drawn with the seed"]),
+                "test_groups": _unseen_groups(d),
+                "rows": method_rows(cfg, "group"),
+            }  # fmt: skip
+        body = render("methods.html.j2", seed=d.seed, imputation=imputation,
+                      simulation=simulation, formats=self.formats())  # fmt: skip
+        return Section("methods", "Methods", body, "Methods")
 
-    def formats(self) -> str:
-        """The templates of the prompt formats the language models used."""
+    def formats(self) -> dict[str, Any]:
+        """The prompt formats the language models used, by name."""
         seen: dict[str, Any] = {}
         for cfg, kind in ((self.imp_cfg, "respondent"), (self.sim_cfg, "group")):
             for m in cfg.get("methods") or []:
                 fmt = used_format(str(m.get("model")), dict(m.get("params") or {}), kind)
                 if fmt is not None:
                     seen.setdefault(fmt.name, fmt)
-        if not seen:
-            return ""
-        blocks = "".join(
-            f"<p><b>{esc(name)}</b> ({esc(fmt.citation)})</p><pre>{esc(fmt.template)}</pre>"
-            for name, fmt in seen.items()
-        )
-        return (
-            "<h3>Prompt formats</h3><p>Placeholders are filled from the item; the encoder "
-            "drops the option list and answer cue and embeds each option's text.</p>" + blocks
-        )
+        return seen
 
-    def reproduce(self) -> str:
+    def reproduce(self) -> Section:
         d = self.data
-        run = esc(d.run_dir)
+        run = d.run_dir
         seed = "" if d.seed is None else f" --seed {d.seed}"
         quick = " --quick" if d.run.get("quick") else ""
         lines = []
@@ -490,8 +367,8 @@ class _Builder:
                 )
             )
         lines.append(("this page, from the files of the run", f"surveylm report {run}"))
-        body = "".join(f"<p>{esc(what)}:</p><pre><code>{cmd}</code></pre>" for what, cmd in lines)
-        return section("reproduce", "Reproduce", f"<div class='box'>{body}</div>")
+        return Section("reproduce", "Reproduce", render("reproduce.html.j2", lines=lines),
+                       "Reproduce")  # fmt: skip
 
 
 def _scored_text(resp: Any) -> str:
@@ -528,17 +405,13 @@ def build_report(run_dir: str | Path) -> Path:
 
     data = mark_references(load_run(run_dir))
     b = _Builder(data)
-    header = b.header()
-    sections = b.imputation() + ppi_sections(data) + b.simulation()
-    body = header + "".join(section(sid, title, html) for sid, title, html in sections)
-    body += b.methods() + b.reproduce()
-    nav = [("summary", "Run")] + [(sid, NAV_LABELS.get(sid, sid)) for sid, _, _ in sections]
-    nav += [("methods", "Methods"), ("reproduce", "Reproduce")]
+    sections = [b.header(), *b.imputation(), *ppi_sections(data), *b.simulation(), b.methods(),
+                b.reproduce()]  # fmt: skip
     for name in (*FIGURES, *OPTIONAL_FIGURES):
         if name not in b.drawn:
             for ext in ("png", "svg"):
                 (b.fig_dir / f"{name}.{ext}").unlink(missing_ok=True)
     name = dataset_title(data.dataset) if data.dataset else data.run_dir.name
     title = f"surveylm report: {name}"
-    subtitle = _html.escape(f"run folder {data.run_dir.name}")
-    return atomic_write_text(data.run_dir / "report.html", page(title, subtitle, nav, body))
+    subtitle = f"run folder {data.run_dir.name}"
+    return atomic_write_text(data.run_dir / "report.html", page(title, subtitle, sections))

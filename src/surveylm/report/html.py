@@ -1,79 +1,74 @@
-"""The report page: one self-contained HTML file (inline CSS, figures as base64 PNG).
+"""The report page: jinja2 templates (``report/templates``, autoescaped) rendered into one
+self-contained HTML file (inline CSS, figures as base64 PNG).
 
 Nothing on the page is fetched: no fonts, scripts, stylesheets or links to other
 files, so the file can be mailed as it is and opened offline. Sections whose results
 are absent are replaced by a one-line note.
+
+Every value a template prints is escaped (``autoescape``); only :class:`~markupsafe.Markup`
+passes as it is, which is what :func:`render`, :func:`note` and :func:`table_html` return,
+so a section's pieces can be rendered apart and put together without escaping twice.
 """
 
 from __future__ import annotations
 
 import base64
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
 from surveylm.report.data import SPLIT_LABELS, RunData
 
-__all__ = ["Figure", "page", "table_html"]
+__all__ = ["Figure", "Section", "note", "page", "render", "table_html"]
 
-CSS = """
-:root { --ink:#1d1d1f; --muted:#5f6368; --line:#d9d9de; --soft:#f5f6f8; --accent:#0072B2; }
-* { box-sizing: border-box; }
-body { margin:0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue",
-  Arial, sans-serif; color:var(--ink); background:#fff; line-height:1.5; font-size:15px; }
-main { max-width: 1180px; margin: 0 auto; padding: 28px 28px 60px; }
-h1 { font-size: 1.7em; margin: 0 0 4px; }
-h2 { font-size: 1.25em; margin: 40px 0 8px; padding-top: 8px; border-top: 1px solid var(--line); }
-h3 { font-size: 1.05em; margin: 22px 0 6px; }
-p { margin: 6px 0 10px; max-width: 62em; }
-.sub { color: var(--muted); margin-bottom: 16px; }
-.note { color: var(--muted); font-style: italic; }
-.warn { background:#fff6e0; border-left: 4px solid #E69F00; padding: 8px 12px; }
-nav { background: var(--soft); padding: 8px 12px; border-radius: 6px; font-size: .92em;
-  line-height: 1.9; }
-nav a { color: var(--accent); text-decoration: none; margin-right: 12px; white-space: nowrap; }
-figure { margin: 12px 0 18px; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }
-figcaption { color: var(--muted); font-size: .9em; max-width: 62em; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: .88em; }
-th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left;
-  vertical-align: top; }
-th { background: var(--soft); font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.meta td:first-child { color: var(--muted); white-space: nowrap; }
-table.methods td { font-size: .95em; }
-td.settings code { font-size: .85em; word-break: break-word; }
-.findings li { margin: 4px 0; }
-.box { background: var(--soft); border: 1px solid var(--line); border-radius: 6px;
-  padding: 10px 16px; }
-pre { background: #fff; border: 1px solid var(--line); padding: 8px 10px; overflow-x: auto;
-  font-size: .88em; }
-code { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
-.scroll { overflow-x: auto; }
-"""
+#: The templates, shipped as package data (``surveylm/report/templates``).
+ENV = Environment(
+    loader=PackageLoader("surveylm.report", "templates"),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+def render(template: str, **context: Any) -> Markup:
+    """One template of ``report/templates`` rendered with ``context`` (escaped)."""
+    return Markup(ENV.get_template(template).render(**context))
 
 
 @dataclass
 class Figure:
-    """A drawn figure for the page: PNG bytes, alt text, caption (HTML allowed)."""
+    """A drawn figure for the page (PNG bytes), or why it could not be drawn (``error``);
+    its alt text and caption are in the section's template."""
 
     name: str
-    png: bytes
-    alt: str
-    caption: str = ""
+    png: bytes = b""
+    error: str = ""
 
-    def html(self) -> str:
-        data = base64.b64encode(self.png).decode("ascii")
-        return (f"<figure id='fig-{html.escape(self.name)}'>"
-                f"<img src='data:image/png;base64,{data}' alt='{html.escape(self.alt)}'>"
-                f"<figcaption>{self.caption}</figcaption></figure>")  # fmt: skip
+    @property
+    def base64(self) -> str:
+        return base64.b64encode(self.png).decode("ascii")
 
 
-def esc(value: object) -> str:
-    return html.escape(str(value))
+@dataclass
+class Section:
+    """One ``<section>`` of the page: id (the link target), heading, nav label, body."""
+
+    id: str
+    title: str
+    body: Markup
+    nav: str = ""
+
+
+def note(text: str) -> Markup:
+    """A one-line note in place of a missing part (``<p class='note'>``)."""
+    return Markup(ENV.get_template("macros.html.j2").module.note(text))  # type: ignore[attr-defined]
 
 
 def _fmt(value: object, digits: int) -> str:
@@ -83,36 +78,26 @@ def _fmt(value: object, digits: int) -> str:
         return f"{value:.{digits}f}"
     if isinstance(value, (int, np.integer)):
         return f"{int(value)}"
-    return esc(value) if value is not None and not pd.isna(value) else "—"
+    return str(value) if value is not None and not pd.isna(value) else "—"
 
 
 def table_html(
     frame: pd.DataFrame, digits: int | dict[str, int] = 3, cls: str = "", header: bool = True
-) -> str:
+) -> Markup:
     """A DataFrame as an HTML table: numbers right-aligned and rounded (per column when
     ``digits`` is a mapping), text escaped."""
     if frame is None or frame.empty:
-        return "<p class='note'>No rows.</p>"
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-    head = f"<thead><tr>{head}</tr></thead>" if header else ""
+        return note("No rows.")
     rows = []
     for r in frame.itertuples(index=False):
         cells = []
         for col, v in zip(frame.columns, r, strict=True):
             d = digits.get(col, 3) if isinstance(digits, dict) else digits
             num = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
-            cells.append(f"<td class='num'>{_fmt(v, d)}</td>" if num else f"<td>{_fmt(v, d)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<div class='scroll'><table class='{cls}'>{head}"
-            f"<tbody>{''.join(rows)}</tbody></table></div>")  # fmt: skip
-
-
-def section(sid: str, title: str, body: str) -> str:
-    return f"<section id='{sid}'><h2>{esc(title)}</h2>{body}</section>"
-
-
-def note(text: str) -> str:
-    return f"<p class='note'>{esc(text)}</p>"
+            cells.append((_fmt(v, d), num))
+        rows.append(cells)
+    columns = [str(c) for c in frame.columns] if header else []
+    return render("table.html.j2", columns=columns, rows=rows, cls=cls)
 
 
 def ci_table(frame: pd.DataFrame, index: str, columns: str, order: Sequence[str],
@@ -137,16 +122,9 @@ def ci_table(frame: pd.DataFrame, index: str, columns: str, order: Sequence[str]
     return wide.reset_index()
 
 
-def page(title: str, subtitle: str, nav: Sequence[tuple[str, str]], body: str) -> str:
-    """The whole document."""
-    links = " ".join(f"<a href='#{sid}'>{esc(label)}</a>" for sid, label in nav)
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
-        f"<h1>{esc(title)}</h1><p class='sub'>{subtitle}</p><nav>{links}</nav>"
-        f"{body}</main></body></html>\n"
-    )
+def page(title: str, subtitle: str, sections: Sequence[Section]) -> str:
+    """The whole document: title, the link bar and the sections in order."""
+    return str(render("report.html.j2", title=title, subtitle=subtitle, sections=sections))
 
 
 def run_summary_rows(data: RunData) -> pd.DataFrame:

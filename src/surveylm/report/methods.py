@@ -9,10 +9,11 @@ reproduced from the page alone.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from markupsafe import Markup
 
 __all__ = ["CATALOGUE", "MULTIPLE_IMPUTATION", "ModelInfo", "method_rows", "methods_html"]
 
@@ -191,19 +192,10 @@ def method_rows(section_config: Mapping[str, Any], kind: str) -> list[dict[str, 
     return rows
 
 
-def methods_html(section_config: Mapping[str, Any], kind: str) -> str:
-    """The rows of :func:`method_rows` as an HTML table (escaped)."""
-    rows = method_rows(section_config, kind)
-    if not rows:
-        return "<p class='note'>No methods in this config.</p>"
-    head = ("<tr><th>method</th><th>model</th><th>what it does</th><th>source</th>"
-            "<th>prompt format</th><th>settings</th></tr>")  # fmt: skip
-    body = "".join(
-        "<tr>"
-        f"<td><b>{html.escape(r['method'])}</b></td><td><code>{html.escape(r['model'])}</code>"
-        f"</td><td>{html.escape(r['description'])}</td><td>{html.escape(r['source'])}</td>"
-        f"<td>{html.escape(r['prompt'])}</td>"
-        f"<td class='settings'><code>{html.escape(r['settings'])}</code></td></tr>"
-        for r in rows
-    )
-    return f"<table class='methods'><thead>{head}</thead><tbody>{body}</tbody></table>"
+def methods_html(section_config: Mapping[str, Any], kind: str) -> Markup:
+    """The rows of :func:`method_rows` as an HTML table (``templates/methods_table.html.j2``,
+    escaped)."""
+    from surveylm.report.html import ENV
+
+    table = ENV.get_template("methods_table.html.j2").module.methods_table  # type: ignore[attr-defined]
+    return Markup(table(method_rows(section_config, kind)))

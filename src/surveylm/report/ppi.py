@@ -11,13 +11,13 @@ respondents the method's predictions are worth — with its bootstrap interval.
 from __future__ import annotations
 
 from surveylm.report.data import RunData
-from surveylm.report.html import esc, table_html
+from surveylm.report.html import Section, render, table_html
 
 __all__ = ["ppi_sections"]
 
 
-def ppi_sections(data: RunData) -> list[tuple[str, str, str]]:
-    """``[(id, title, html)]`` of the PPI section, or ``[]`` when the run has no PPI table."""
+def ppi_sections(data: RunData) -> list[Section]:
+    """The PPI section (``templates/ppi.html.j2``), or ``[]`` when the run has no PPI table."""
     ppi = data.table("imputation", "ppi")
     if ppi is None:
         return []
@@ -42,17 +42,7 @@ def ppi_sections(data: RunData) -> list[tuple[str, str, str]]:
              "labelled": "answers"}  # fmt: skip
     shown = shown.rename(columns=names)
     worst = table.loc[table["disagree"] > 0, ["scenario", "method"]].drop_duplicates()
-    flagged = "; ".join(f"{esc(s)} · {esc(m)}" for s, m in worst.itertuples(index=False)) or "none"
-    body = (
-        "<p>Prediction-powered inference (PPI++; Angelopoulos et al. 2023, 2024) treats the "
-        "respondents who answered as a labelled sample and the nonrespondents as unlabelled: "
-        "each method's share among the nonrespondents is corrected by its error on the "
-        "answerers (cross-fitted, so no answer judges the model that saw it). The interval is "
-        "valid when the answers are missing at random (MCAR); under convenience samples it is "
-        "not, and a disagreement there says the answerers are unlike the rest. "
-        "<b>Effective n</b>: the number of real answers that would give the PPI++ interval's "
-        "width without the model (answers alone = the labelled answers' share).</p>"
-        f"<p>MI share outside the PPI++ interval in at least one draw: {flagged}.</p>"
-        + table_html(shown, digits={"answers": 0, "draws": 0})
-    )
-    return [("ppi", "Prediction-powered shares beside multiple imputation", body)]
+    flagged = "; ".join(f"{s} · {m}" for s, m in worst.itertuples(index=False)) or "none"
+    shown_html = table_html(shown, digits={"answers": 0, "draws": 0})
+    body = render("ppi.html.j2", flagged=flagged, table=shown_html)
+    return [Section("ppi", "Prediction-powered shares beside multiple imputation", body, "ppi")]
