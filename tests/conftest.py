@@ -30,6 +30,19 @@ def pytest_configure(config: pytest.Config) -> None:
     apply_thread_policy()  # torch's intra-op threads, now that it is loaded
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """House rule: a test that uses the ``shared_data`` fixture carries the ``shared_data``
+    marker (so ``-m "not shared_data"`` leaves out every test that needs ../shared)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "shared_data" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("shared_data") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(f"mark these @pytest.mark.shared_data: {unmarked}")
+
+
 SHARED_DATA = Path(os.environ.get("SURVEYLM_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 

@@ -109,6 +109,7 @@ def test_errors_are_one_line_without_traceback(tmp_path, args, message, monkeypa
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
 
 
+@pytest.mark.shared_data
 def test_impute_writes_long_completed_datasets(tmp_path, shared_data):
     out = tmp_path / "imp.parquet"
     res = runner.invoke(

@@ -138,6 +138,7 @@ def _shared_data() -> None:
         pytest.skip(f"FiveThirtyEight data not available (real-data test): {exc}")
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize(
     ("name", "n_train", "n_test", "mapped"),
     [

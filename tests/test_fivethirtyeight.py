@@ -129,6 +129,7 @@ def crosstab_agreement(
     return np.array(diffs), unmapped
 
 
+@pytest.mark.shared_data
 def test_weighted_group_items_reproduce_published_crosstabs(data_dir, published, record_property):
     """Issue 2 acceptance: ≥ 95 % of published single-choice cells within 1 pp."""
     diffs, unmapped = crosstab_agreement(data_dir, published, keep_no_answer=True)
@@ -147,6 +148,7 @@ def test_weighted_group_items_reproduce_published_crosstabs(data_dir, published,
     assert fraction >= 0.95
 
 
+@pytest.mark.shared_data
 def test_published_denominators_include_no_answer(data_dir, published):
     """The published convention: 'No answer' is a row and counts in the denominator.
 
@@ -159,12 +161,14 @@ def test_published_denominators_include_no_answer(data_dir, published):
     assert np.mean(kept <= 0.5 + 1e-9) > np.mean(dropped <= 0.5 + 1e-9)
 
 
+@pytest.mark.shared_data
 def test_crosstab_check_is_sensitive_to_the_weights(data_dir, published):
     """Unweighted shares miss the published (weighted) ones: the check can fail."""
     unweighted, _ = crosstab_agreement(data_dir, published, keep_no_answer=True, weighted=False)
     assert np.mean(unweighted <= 1.0) < 0.8
 
 
+@pytest.mark.shared_data
 def test_every_single_choice_block_of_the_published_file_is_mapped(published):
     headings = published["question"].drop_duplicates()
     single = [h for h in headings if "select all that apply" not in h.lower()]
@@ -174,6 +178,7 @@ def test_every_single_choice_block_of_the_published_file_is_mapped(published):
 
 
 # -- masculinity loader ---------------------------------------------------------------------
+@pytest.mark.shared_data
 def test_masculinity_loader(data_dir):
     s = load_masculinity(data_dir)
     assert s.n_respondents == 1615
@@ -201,6 +206,7 @@ def test_masculinity_loader(data_dir):
 
 
 # -- nonvoters loader -----------------------------------------------------------------------
+@pytest.mark.shared_data
 def test_nonvoters_loader(data_dir):
     s = load_nonvoters(data_dir)
     assert s.n_respondents == 5836

@@ -182,6 +182,7 @@ def test_config_errors(tmp_path) -> None:
         run_imputation_benchmark(ImputationConfig(**{**TINY, "folds": 3}), progress=False)
 
 
+@pytest.mark.shared_data
 def test_nonvoters_runs(shared_data) -> None:
     cfg = ImputationConfig(
         dataset="nonvoters", target="Q23", features=["age_group", "educ", "race", "income_cat"],
