@@ -6,7 +6,9 @@ Every function takes the tidy tables a run writes (see
 config, and draws with one style: the Okabe–Ito colour-blind-safe palette (Okabe & Ito
 2008, "Color Universal Design") plus a marker per method so that colour is never the only
 cue, labelled axes with units, and light grids. Nothing is written here; see
-:func:`save_figure` and :func:`surveylm.report.build_report`.
+:func:`save_figure` and :func:`surveylm.report.build_report`. Figures only draw: the
+numbers they show come from the run's tables or from the metrics (calibration bins and ECE:
+:mod:`surveylm.metrics.calibration`).
 """
 
 from __future__ import annotations
@@ -26,17 +28,16 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
 from surveylm.errors import shorten
+from surveylm.metrics.calibration import calibration_bins, expected_calibration_error
 from surveylm.metrics.registry import label as metric_label
 from surveylm.report.data import SPLIT_LABELS
 
 __all__ = [
     "PALETTE",
     "SPLIT_LABELS",
-    "calibration_bins",
     "data_efficiency",
     "distribution_metrics",
     "example_pairs",
-    "expected_calibration_error",
     "figure_bytes",
     "method_styles",
     "predicted_vs_human",
@@ -256,39 +257,6 @@ def respondent_metrics(
         _legend_below(fig, handles, 2)
         fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
-
-
-def calibration_bins(
-    predictions: pd.DataFrame, n_bins: int = 10, by: Sequence[str] = ("method",)
-) -> pd.DataFrame:
-    """Reliability bins: every predicted probability of every option (weighted by the
-    respondent's weight) is binned; ``observed`` is the weighted share of those that were
-    the true answer. Columns ``*by, bin, predicted, observed, weight, count``."""
-    df = predictions.copy()
-    w = df["weight"].astype(float) if "weight" in df else pd.Series(1.0, index=df.index)
-    df["_w"] = w.to_numpy()
-    p = df["prob"].astype(float).clip(0, 1).to_numpy()
-    df["bin"] = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    df["_wp"] = df["_w"] * p
-    df["_wo"] = df["_w"] * df["observed"].astype(float)
-    g = df.groupby([*by, "bin"], sort=False)
-    out = g[["_w", "_wp", "_wo"]].sum()
-    out["count"] = g.size()
-    out = out[out["_w"] > 0]
-    out["predicted"] = out["_wp"] / out["_w"]
-    out["observed"] = out["_wo"] / out["_w"]
-    out = out.rename(columns={"_w": "weight"}).reset_index()
-    return out[[*by, "bin", "predicted", "observed", "weight", "count"]]
-
-
-def expected_calibration_error(bins: pd.DataFrame) -> float:
-    """ECE: the weight-averaged |observed − predicted| over the bins of one method
-    (Naeini et al. 2015; Guo et al. 2017)."""
-    w = bins["weight"].to_numpy(float)
-    if w.sum() <= 0:
-        return float("nan")
-    gap = np.abs(bins["observed"].to_numpy(float) - bins["predicted"].to_numpy(float))
-    return float((w * gap).sum() / w.sum())
 
 
 def reliability(
