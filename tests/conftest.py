@@ -55,6 +55,21 @@ def shared_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def baseline_run(tmp_path_factory):
+    """``(run folder, results)`` of the demo pipeline on baseline methods only
+    (:func:`demo_fixtures.baseline_demo_config`, seed 3; seconds), run once per session
+    (per xdist worker) and shared by the demo and report tests. Read it, never change it:
+    a test that alters a run works on a copy."""
+    from demo_fixtures import baseline_demo_config
+    from surveylm.experiments.demo import run_demo
+
+    run = tmp_path_factory.mktemp("baseline_run")
+    results = run_demo(baseline_demo_config(seed=3), run, progress=False, report=False,
+                       command="pytest")  # fmt: skip
+    return run, results
+
+
+@pytest.fixture(scope="session")
 def anes():
     """ANES 1996 (built in, from statsmodels)."""
     from surveylm.datasets import load_anes1996

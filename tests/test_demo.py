@@ -13,14 +13,13 @@ from typer.testing import CliRunner
 from demo_fixtures import baseline_demo_config as small_demo_config
 from surveylm.cli import app
 from surveylm.errors import ConfigError
-from surveylm.experiments.demo import DemoConfig, demo_config, demo_summary, run_demo
+from surveylm.experiments.demo import DemoConfig, demo_config, demo_summary
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("demo")
-    results = run_demo(small_demo_config(), run_dir, progress=False, report=False)
-    return run_dir, results
+def demo_run(baseline_run):
+    """The baseline demo run (conftest, once per session: the report tests read it too)."""
+    return baseline_run
 
 
 def test_packaged_configs_load_and_share_one_seed():

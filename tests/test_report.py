@@ -1,7 +1,10 @@
 """The run report: figures, a self-contained report.html, sections, missing parts, min_n.
 
-A run folder is built once from baseline-only configs on ANES 1996 (seconds) by the same
-runners the demo uses, then copied for the tests that remove or alter parts of it.
+The run folder is the session's baseline run (conftest ``baseline_run``: baseline-only
+configs on ANES 1996, seconds, by the same runners the demo uses), shared with the demo
+tests; the report is built once on a copy, and the tests that remove or alter parts of a
+run work on copies of their own. Most of a build's time is drawing the figures (about 5 s),
+so tests rebuild only where the rebuild is what they check.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import pytest
 from markupsafe import Markup
 
 from demo_fixtures import baseline_demo_config
-from surveylm.experiments.demo import run_demo
 from surveylm.report import FIGURES, build_report
 from surveylm.report.data import SPLIT_LABELS
 from surveylm.report.figures import example_pairs
@@ -26,16 +28,22 @@ SECTIONS = ("summary", "vote-share", "respondent", "calibration", "coverage", "d
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(baseline_run) -> Path:
     """A run folder as the demo writes it (baseline methods only), report not built."""
-    run = tmp_path_factory.mktemp("run")
-    run_demo(CONFIG, run, progress=False, report=False, command="pytest")
-    return run
+    return baseline_run[0]
 
 
 @pytest.fixture()
 def copy(run_dir, tmp_path) -> Path:
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
+
+
+@pytest.fixture()
+def simulation_copy(run_dir, tmp_path) -> Path:
+    """A copy of the run without its imputation part, for tests of the simulation's
+    sections: a build then draws only the simulation's figures."""
+    return Path(shutil.copytree(run_dir, tmp_path / "run", ignore=shutil.ignore_patterns(
+        "imputation")))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -92,15 +100,16 @@ def test_findings_come_from_the_numbers(built) -> None:
     assert f"is {100 * truth:.1f}%." in html
 
 
-def test_rebuild_is_idempotent_and_removes_stale_figures(copy) -> None:
-    first = build_report(copy).read_text(encoding="utf-8")
-    assert build_report(copy).read_text(encoding="utf-8") == first
+def test_rebuild_is_idempotent_and_removes_stale_figures(built, tmp_path) -> None:
+    run, first = built
+    again = Path(shutil.copytree(run, tmp_path / "run"))  # figures and page already there
+    assert build_report(again).read_text(encoding="utf-8") == first.replace(str(run), str(again))
     for stem in ("data_efficiency", "data_efficiency_curves"):
         for ext in ("parquet", "csv", "png", "svg"):
-            (copy / "simulation" / f"{stem}.{ext}").unlink(missing_ok=True)
-    html = build_report(copy).read_text(encoding="utf-8")
+            (again / "simulation" / f"{stem}.{ext}").unlink(missing_ok=True)
+    html = build_report(again).read_text(encoding="utf-8")
     assert "no data-efficiency results in this run" in html
-    assert not (copy / "figures" / "data_efficiency.png").exists()
+    assert not (again / "figures" / "data_efficiency.png").exists()
     assert html.count("<img ") == len(FIGURES) - 1
 
 
@@ -135,7 +144,8 @@ def test_missing_tables_and_empty_folder(copy, tmp_path) -> None:
         build_report(tmp_path / "nowhere")
 
 
-def test_groups_below_min_n_are_never_shown(copy) -> None:
+def test_groups_below_min_n_are_never_shown(simulation_copy) -> None:
+    copy = simulation_copy
     path = copy / "simulation" / "distributions.parquet"
     dist = pd.read_parquet(path)
     min_n = CONFIG.simulation.min_n
@@ -223,9 +233,10 @@ def test_complete_case_row_beside_the_methods(built) -> None:
     assert "complete case" in html
 
 
-def test_training_curves_are_drawn_when_the_run_has_them(copy) -> None:
+def test_training_curves_are_drawn_when_the_run_has_them(simulation_copy) -> None:
     """Issue 17: a fitted LM method's train/validation loss curves (the runner's
     training_curves table) become a figure; a run without them has no such section."""
+    copy = simulation_copy
     rows = [{"method": "group marginal", "step": s, "epoch": s / 4, "split": split, "loss": loss}
             for s, split, loss in [(0, "validation", 0.9), (4, "train", 0.8),
                                    (4, "validation", 0.7), (8, "train", 0.6),
@@ -236,6 +247,7 @@ def test_training_curves_are_drawn_when_the_run_has_them(copy) -> None:
     assert (copy / "figures" / "training_curves.png").read_bytes().startswith(b"\x89PNG")
     (copy / "simulation" / "training_curves.parquet").unlink()
     assert "Simulation: training curves" not in build_report(copy).read_text(encoding="utf-8")
+    assert not (copy / "figures" / "training_curves.png").exists()  # stale figure removed
 
 
 def test_templates_escape_what_they_print() -> None:
