@@ -12,7 +12,7 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -487,7 +487,8 @@ def predict_cmd(
         if (model_dir is None) == (model is None):
             raise ConfigError("give exactly one of --model-dir and --model")
         check_file_output(output, (".parquet",), "--output")
-        m = AnswerModel.load(model_dir) if model_dir else _build_model(model, model_name, param)
+        m = (AnswerModel.load(model_dir) if model_dir
+             else _build_model(cast(str, model), model_name, param))  # exactly one given
         preds = m.predict(_read_items(items, labels, strict))
         preds.to_parquet(output)
         if model_dir:
@@ -747,4 +748,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

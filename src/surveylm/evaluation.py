@@ -312,6 +312,7 @@ def _evaluate_respondents(
     rows, per_question, overall = [], [], []
     onehot_y = _onehot(y, n_classes)
     for name, dists in preds.items():
+        fmass = mass[name]
         pred, correct, ll, brier = (np.zeros(n, int), np.zeros(n), np.zeros(n), np.zeros(n))
         p_ans = np.zeros(n)
         for qid in items.question_ids:
@@ -323,8 +324,8 @@ def _evaluate_respondents(
             p_ans[pos] = q[np.arange(len(pos)), y_local[pos]]
             for metric, value in respondent_metrics(y_local[pos], q, w[pos]).items():
                 per_question.append((name, "respondent", qid, metric, value, len(pos)))
-            if mass[name] is not None:
-                fm = float(np.mean(mass[name][pos]))
+            if fmass is not None:
+                fm = float(np.mean(fmass[pos]))
                 per_question.append((name, "respondent", qid, "format_mass", fm, len(pos)))
         labels = [items.questions[q].options for q in qids]
         rows.append(pd.DataFrame({
@@ -354,9 +355,9 @@ def _evaluate_respondents(
             allv = np.concatenate(chunks)
             low, high = percentile_interval(allv[1:, None], ci)
             overall.append((name, "respondent", metric, allv[0], low[0], high[0], n))
-        if mass[name] is not None:
+        if fmass is not None:
             point, low, high, count = bootstrap_means(
-                mass[name][:, None], np.ones(n), boot_seed, n_boot, ci
+                fmass[:, None], np.ones(n), boot_seed, n_boot, ci
             )
             overall.append((name, "respondent", "format_mass", point[0], low[0], high[0], count[0]))
     return {

@@ -302,8 +302,8 @@ class _FilterEval:
         if isinstance(node, ast.Compare):
             out = np.ones(self.survey.n_respondents, dtype=bool)
             left = node.left
-            for op, right in zip(node.ops, node.comparators, strict=True):
-                out &= self.compare(left, op, right)
+            for cmp, right in zip(node.ops, node.comparators, strict=True):
+                out &= self.compare(left, cmp, right)
                 left = right
             return out
         raise self.fail(

@@ -156,8 +156,8 @@ def map_groups(test: ItemSet, train: ItemSet, cfg: UnseenSurveyConfig) -> tuple[
             an attribute or value the training data does not have.
     """
     known: dict[str, set[str]] = {}
-    for ctx in train.contexts:
-        for attr, vals in ctx.items():
+    for context in train.contexts:
+        for attr, vals in context.items():
             known.setdefault(attr, set()).update(vals)
 
     def check(attr: str, vals: list[str], what: str) -> None:

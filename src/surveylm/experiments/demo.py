@@ -278,7 +278,9 @@ def _resumable_stages(run_dir: Path, config: DemoConfig, info: dict[str, Any]) -
 
 def demo_summary(results: DemoResults) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The terminal summary: imputation (scenario × method: accuracy, log loss, vote-share
-    TV, Rubin-interval coverage) and simulation (method × split: TV)."""
+    TV, Rubin-interval coverage) and simulation (method × split: TV): of a run that did both."""
+    if results.imputation is None or results.simulation is None:
+        raise ValueError("demo_summary needs a run with imputation and simulation results")
     imp = results.imputation.summary
     cols = [c for c in ("accuracy", "log_loss", "tv", "coverage") if c in imp.columns]
     imputation = imp[["scenario", "method", *cols]].rename(

@@ -86,7 +86,7 @@ def estimate_demo(config: DemoConfig, report: bool = True) -> DemoEstimate | Non
     data-efficiency switch)."""
     from surveylm.experiments.demo import demo_config
 
-    ignore = {"threads": True, "data_efficiency": True, "imputation": {"threads"},
+    ignore: dict[str, Any] = {"threads": True, "data_efficiency": True, "imputation": {"threads"},
               "simulation": {"threads"}}  # fmt: skip
     name = None
     for candidate, is_quick in (("full", False), ("quick", True)):

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -388,7 +388,7 @@ def _complete_case_rows(
 
 
 def _prediction_rows(
-    preds: Predictions, test: ItemSet, truth_codes: pd.Series, options: list[str]
+    preds: Predictions, test: ItemSet, truth_codes: pd.Series, options: Sequence[str]
 ) -> pd.DataFrame:
     """Long ``respondent_id, weight, option, prob, observed`` rows of one draw's imputations
     (``truth_codes``: each respondent's true option index, by respondent id)."""
@@ -412,7 +412,8 @@ def _concat(parts: list[Predictions], name: str) -> Predictions:
     ids = np.concatenate([p.item_ids for p in parts])
     dists = [d for p in parts for d in p.distributions]
     masses = [p.format_mass for p in parts]
-    mass = None if any(m is None for m in masses) else np.concatenate(masses)
+    known = [m for m in masses if m is not None]
+    mass = np.concatenate(known) if len(known) == len(masses) else None
     return Predictions(ids, dists, name, mass)
 
 

@@ -86,11 +86,10 @@ def coverage_study(
                         f"estimation half ({est_half.n_respondents})")  # fmt: skip
     train = build_respondent_items(fit_half, target, features)
     test = build_respondent_items(est_half, target, features)
-    preds = {}
+    preds: dict[str, np.ndarray] = {}
     for name, model in models.items():
         m = make_model(model) if isinstance(model, str) else model.clone()
-        p = m.fit(train).predict(test).for_items(test)
-        preds[name] = np.vstack(p.distributions)
+        preds[name] = np.vstack(m.fit(train).predict(test).for_items(test).distributions)
     if biased_from is not None:
         preds[f"{biased_from} biased"] = biased(preds[biased_from])
     codes = est_half.codes(target)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -91,7 +91,7 @@ class SimulationResults:
     def table(self, metrics: tuple[str, ...] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
         """Methods × (split, metric), ``"value [lo, hi]"`` strings; references last."""
         sub = self.overall[self.overall["metric"].isin(metrics)]
-        cells = {}
+        cells: dict[tuple[str, str], dict[str, str]] = {}
         for r in sub.itertuples(index=False):
             text = f"{r.value:.{digits}f}"
             if np.isfinite(r.ci_low):
@@ -128,7 +128,7 @@ class SimulationResults:
 
 _TABLES = ("overall", "per_item", "per_question", "per_group", "diversity", "robustness",
            "timings", "distributions", "training_curves")  # fmt: skip
-CURVE_COLUMNS = ("method", "step", "epoch", "split", "loss")
+CURVE_COLUMNS: tuple[str, ...] = ("method", "step", "epoch", "split", "loss")
 
 
 # -- data -------------------------------------------------------------------------------
@@ -265,7 +265,7 @@ def predict_named(model: Any, items: ItemSet, name: str) -> Predictions:
 def diversity(items: ItemSet, pred: Predictions) -> dict[str, float]:
     """Mean entropy (bits) and mean between-group spread (pairwise TV), predicted vs human."""
     aligned = pred.for_items(items).distributions
-    human = items.targets
+    human = cast("list[np.ndarray]", items.targets)  # scored items: all known
 
     def ent(ps: list[np.ndarray]) -> float:
         return float(np.mean([-(p[p > 0] * np.log2(p[p > 0])).sum() for p in ps]))
@@ -302,9 +302,8 @@ def permute_options(items: ItemSet, seed: int) -> tuple[ItemSet, dict[str, np.nd
         questions[qid] = dataclasses.replace(q, options=tuple(q.options[k] for k in perm),
                                              ordinal=None)  # fmt: skip
     frame = items.frame.copy()
-    frame["target"] = [
-        t[perms[q]] for t, q in zip(items.targets, frame["question_id"], strict=True)
-    ]
+    targets = cast("list[np.ndarray]", items.targets)  # scored items: all known
+    frame["target"] = [t[perms[q]] for t, q in zip(targets, frame["question_id"], strict=True)]
     return ItemSet(frame, questions, items.summary), perms
 
 

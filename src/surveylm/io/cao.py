@@ -189,7 +189,8 @@ def read_cao_json(
         ordinal = None if ordinal is None else _as_list(ordinal, "ordinal", f"{here}: ")
         loc = f"file '{path}', {here}, question '{qid}': "
         try:
-            q = Question(qid, text, tuple(labels), ordinal, source=str(rec.get("source") or source))
+            q = Question(qid, text, tuple(labels), None if ordinal is None else tuple(ordinal),
+                         source=str(rec.get("source") or source))  # fmt: skip
         except CodebookError as exc:
             raise CodebookError(f"{loc}{exc}") from None
         if "qkey" in rec:  # surveylm's own key: one definition per id

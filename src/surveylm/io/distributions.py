@@ -271,7 +271,8 @@ def read_subpop_jsonl(
         responses = _as_list(rec["responses"], "responses", gloc)
         options, ordinal, refused = _split_refusal(options, ordinal, len(responses), gloc)
         try:
-            q = Question(qid, str(rec["question"]), tuple(options), ordinal,
+            q = Question(qid, str(rec["question"]), tuple(options),
+                         None if ordinal is None else tuple(ordinal),
                          source=str(rec.get("source") or source))  # fmt: skip
         except CodebookError as exc:
             raise CodebookError(f"{loc}{exc}") from None

@@ -131,7 +131,8 @@ def read_globalopinion_csv(
         ordinal = _as_list(rec["ordinal"], "ordinal", qloc) if rec.get("ordinal") else None
         src = rec.get("source") or source or path.stem
         try:
-            q = Question(qid, text, tuple(options), ordinal, source=src)
+            q = Question(qid, text, tuple(options), None if ordinal is None else tuple(ordinal),
+                         source=src)  # fmt: skip
         except CodebookError as exc:
             raise CodebookError(f"{qloc}{exc}") from None
         _add_question(questions, defined, q, qloc, f"line {line_no}")

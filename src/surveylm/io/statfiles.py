@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -56,9 +56,9 @@ def read_stat_file(path: Path, encoding: str | None) -> tuple[pd.DataFrame, File
         },
         measures=dict(m.variable_measure or {}) if spss else {},
         column_labels={str(c): str(t) for c, t in (m.column_names_to_labels or {}).items() if t},
-        user_missing={
+        user_missing={  # pyreadstat: per column, a list of {"lo": ..., "hi": ...}
             str(c): [(r["lo"], r["hi"]) for r in ranges]
-            for c, ranges in (m.missing_ranges or {}).items()
+            for c, ranges in cast("dict[str, list[dict[str, Any]]]", m.missing_ranges or {}).items()
         },
     )
     return df, meta

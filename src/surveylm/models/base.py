@@ -460,5 +460,5 @@ def stack_by_question(
     qids = items.frame["question_id"].to_numpy()
     for qid in items.question_ids:
         pos = np.flatnonzero(qids == qid)
-        out[qid] = (pos, np.vstack([distributions[i] for i in pos]))
+        out[qid] = (pos, np.vstack([distributions[int(i)] for i in pos]))
     return out

@@ -17,7 +17,7 @@ never hides that a baseline was guessing.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -176,7 +176,7 @@ class GroupMarginalModel(AnswerModel):
             zip(frame["kind"], frame["question_id"], frame["group"], frame["context"], strict=True)
         ):
             cells.setdefault(self._cell_key(kind, qid, group, ctx), []).append(i)
-        targets = train.targets
+        targets = cast("list[np.ndarray]", train.targets)  # _require_targets: all known
         weights = frame["weight"].to_numpy()
         sizes = frame["n"].to_numpy(dtype=np.float64)  # respondents behind each item
         self.cells_: dict[str, tuple[np.ndarray, float]] = {

@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 
@@ -102,6 +102,11 @@ class CausalLMAnswerModel(AnswerModel):
     """
 
     name: ClassVar[str] = "causal-lm"
+    # Declared for the type checker only (no class-level values: getattr defaults apply).
+    _in_memory: bool  # built by from_model(): nothing to (re)load
+    option_offsets_: dict[str, np.ndarray]
+    log_marginal_: dict[str, np.ndarray]
+    beats_marginal_: bool | None
 
     def __init__(
         self,
@@ -110,7 +115,7 @@ class CausalLMAnswerModel(AnswerModel):
         chat: bool | None = None,
         system_prompt: str | None = None,
         permutations: int = 1,
-        permutation_scheme: str = "cyclic",
+        permutation_scheme: Literal["cyclic", "random"] = "cyclic",
         train_permutations: int = 1,
         batch_size: int = 8,
         max_length: int = 2048,
@@ -456,7 +461,9 @@ class CausalLMAnswerModel(AnswerModel):
         with torch.inference_mode():
             units = self._batches(encoded, sharing=self.prefix_sharing)
             first = next((u for u in units if u[1] is not None), None)
-            if first is not None and not self._prefix_exact(scorer, first, encoded, inputs):
+            if first is not None and not self._prefix_exact(
+                scorer, cast("tuple[list[list[int]], list[Any]]", first), encoded, inputs
+            ):  # first: a unit with plans (u[1] is not None)
                 units = self._batches(encoded, sharing=False)
                 sharing = "declined: shared-prefix scores differ from the plain forward"
             elif not self.prefix_sharing:
@@ -560,12 +567,13 @@ class CausalLMAnswerModel(AnswerModel):
                 else:
                     planned.append((lexicographic[lo:hi], plan))
         rest.sort(key=lambda j: -len(encoded[j].input_ids))
-        units: list[tuple[list[list[int]], list[Any] | None]] = []
+        grouped: list[tuple[list[list[int]], list[Any]]] = []
         for rows, plan in planned:
-            if not units or sum(map(len, units[-1][0])) + len(rows) > PREFIX_WINDOW * bs:
-                units.append(([], []))
-            units[-1][0].append(rows)
-            units[-1][1].append(plan)
+            if not grouped or sum(map(len, grouped[-1][0])) + len(rows) > PREFIX_WINDOW * bs:
+                grouped.append(([], []))
+            grouped[-1][0].append(rows)
+            grouped[-1][1].append(plan)
+        units: list[tuple[list[list[int]], list[Any] | None]] = [*grouped]
         return units + [([rest[s : s + bs]], None) for s in range(0, len(rest), bs)]
 
     def _prefix_exact(

@@ -80,7 +80,8 @@ def contiguous_head(model: nn.Module) -> Any:
     """Context manager: the model's LM head gets a contiguous input (same numbers, one
     matrix product instead of a batched one). A no-op for models without
     ``get_output_embeddings``."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    getter = getattr(model, "get_output_embeddings", None)
+    head = getter() if getter is not None else None
     return _hooks([] if head is None else [(head, _contiguous_pre_hook, False)])
 
 

@@ -35,13 +35,16 @@ import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from surveylm.models.hf_compat import base_model, cache_keyword, output_cache
 from surveylm.models.last_position import scores_agree
+
+if TYPE_CHECKING:  # pragma: no cover
+    from surveylm.models.option_scoring import CausalLMOptionScorer
 
 __all__ = [
     "PrefixPlan",
@@ -234,7 +237,7 @@ def positions_run(plans: Sequence[PrefixPlan], batch_size: int) -> int:
 
 
 def run_plans(
-    scorer: nn.Module,
+    scorer: CausalLMOptionScorer,
     plans: Sequence[PrefixPlan],
     option_token_ids: Sequence[torch.Tensor],
     pad_id: int,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import base64
 import pickle
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -90,14 +90,15 @@ def feature_frame(items: ItemSet, spec: FeatureSpec, *, missing_label: bool = Tr
             cols[name] = pd.Series(vals, dtype=np.float64)
         else:
             fill = MISSING if missing_label else None
-            vals = [fill if v is None else str(v) for v in raw]
-            cols[name] = pd.Series(vals, dtype=object)  # not pandas' inferred str dtype
+            labels = [fill if v is None else str(v) for v in raw]
+            cols[name] = pd.Series(labels, dtype=object)  # not pandas' inferred str dtype
     return pd.DataFrame(cols, index=range(len(contexts)))
 
 
 def target_codes(items: ItemSet) -> np.ndarray:
     """The answered option (argmax of the one-hot target) of each item."""
-    return np.array([int(np.argmax(t)) for t in items.targets], dtype=np.int64)
+    targets = cast("list[np.ndarray]", items.targets)  # items to fit on: all known
+    return np.array([int(np.argmax(t)) for t in targets], dtype=np.int64)
 
 
 def smooth(q: np.ndarray, epsilon: float) -> np.ndarray:

@@ -8,6 +8,7 @@ learning rate is chosen on one survey. This module only chooses the split.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -34,15 +35,19 @@ class MarginalWarning(NoValidationGainWarning):
 
 
 def warn_no_gain(
-    model: str, best: float, reference: str, reference_loss: float, consequence: str,
-    category: type[Warning] = NoValidationGainWarning,
+    model: str, best: float | None, reference: str, reference_loss: float | None,
+    consequence: str, category: type[Warning] = NoValidationGainWarning,
 ) -> None:  # fmt: skip
-    """The one warning line of a fit whose best validation loss did not beat a reference."""
+    """The one warning line of a fit whose best validation loss did not beat a reference
+    (a loss that is not known reads ``n/a``)."""
     import warnings
 
+    def loss(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.4f}"
+
     warnings.warn(
-        f"{model}: validation loss {best:.4f} is not below {reference} {reference_loss:.4f}; "
-        f"{consequence}",
+        f"{model}: validation loss {loss(best)} is not below {reference} "
+        f"{loss(reference_loss)}; {consequence}",
         category, stacklevel=3,
     )  # fmt: skip
 
@@ -72,8 +77,9 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
             val |= np.isin(qids, held)
         strata = qids
     else:
+        targets = cast("list[np.ndarray]", items.targets)  # items to fit on: all known
         strata = np.array([f"{q}\x1f{int(np.argmax(t))}" for q, t in
-                           zip(qids, items.targets, strict=True)], dtype=object)  # fmt: skip
+                           zip(qids, targets, strict=True)], dtype=object)  # fmt: skip
     for s in np.unique(strata[~val]):
         pos = np.flatnonzero((strata == s) & ~val)
         take = round(len(pos) * fraction)

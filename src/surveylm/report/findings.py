@@ -8,6 +8,7 @@ empty list when its tables are absent.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -269,7 +270,7 @@ def _verdict(
     if ranked.empty:
         return "no method was run"
 
-    def v(r: pd.Series | tuple) -> str:
+    def v(r: Any) -> str:  # a row: a Series or an itertuples() namedtuple
         value = r["value"] if isinstance(r, pd.Series) else r.value
         return f"{value:.{digits}f}{unit}"
 

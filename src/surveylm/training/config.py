@@ -65,7 +65,9 @@ class LoraSettings(BaseModel):
             raise ConfigError("lora.target_modules is empty: name the layers to adapt")
         return LoraConfig(
             r=self.r,
-            lora_alpha=self.alpha,
+            # peft annotates an int but only divides by it (alpha / r): a float is kept as
+            # given, so that a config's alpha: 16.5 means what it says.
+            lora_alpha=self.alpha,  # type: ignore[arg-type]
             lora_dropout=self.dropout,
             target_modules=list(self.target_modules),
             use_rslora=self.use_rslora,

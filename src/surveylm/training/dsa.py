@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -222,7 +222,7 @@ class DSATrainer(DistributionTrainer):
         if keys is None:
             return super().get_train_dataloader()
         loader = torch.utils.data.DataLoader(
-            self.train_dataset,
+            cast("torch.utils.data.Dataset[Any]", self.train_dataset),  # it has question_index
             batch_size=self.args.train_batch_size,
             sampler=QuestionGroupedSampler(keys, self.per_question, seed=self.args.seed),
             collate_fn=self.data_collator,

@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -110,7 +110,7 @@ class DistributionTrainer(Trainer):
         from transformers.trainer import TRAINING_ARGS_NAME
         from transformers.utils import SAFE_WEIGHTS_NAME
 
-        output_dir = output_dir or self.args.output_dir
+        output_dir = cast(str, output_dir or self.args.output_dir)  # set by TrainingArguments
         os.makedirs(output_dir, exist_ok=True)
         trainable = {
             name: p.detach().to("cpu").contiguous().clone()
@@ -280,12 +280,13 @@ def train_option_model(
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - start
     steps_run = trainer.state.global_step - start_step.step
+    processed: float
     if args.max_steps > 0 or not trainer.state.max_steps:
         processed = steps_run * args.train_batch_size * args.gradient_accumulation_steps
         processed *= args.world_size
     else:  # epochs-based: count items exactly (the last batch of an epoch may be short)
-        total = len(train_dataset) * args.num_train_epochs  # type: ignore[arg-type]
-        processed = total * steps_run / trainer.state.max_steps
+        seen = len(train_dataset) * args.num_train_epochs  # type: ignore[arg-type]
+        processed = seen * steps_run / trainer.state.max_steps
     return TrainOutput(
         global_step=int(result.global_step),
         training_loss=float(result.training_loss),
@@ -380,7 +381,8 @@ def _optimizer_with_parameter_groups(
         else:
             key = "decay" if name in decay else "no_decay"
         groups[key]["params"].append(p)
-    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, module)
+    # HF reads only the model's parameter names here; a plain nn.Module (a head) does as well.
+    cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(trainer.args, module)  # type: ignore[arg-type]
     return cls([g for g in groups.values() if g["params"]], **kwargs)
 
 
