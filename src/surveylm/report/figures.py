@@ -18,6 +18,7 @@ import textwrap
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -403,7 +404,8 @@ def example_pairs(
     items["_rank"] = items["split"].map(rank).fillna(len(rank)) + 10 * items["too_wide"]
     items["_tie"] = rng.random(len(items))
     items = items.sort_values(["_rank", "_tie"])
-    chosen, questions, groups = [], set(), set()
+    chosen: list[Any] = []  # itertuples() rows
+    questions, groups = set(), set()
     for strict in (True, False):
         for r in items.itertuples(index=False):
             if len(chosen) == k:
@@ -473,8 +475,8 @@ def predicted_vs_human(
             ax.set_title(title, fontsize=8.5)
         for k in range(n, nrow * ncol):
             axes[k // ncol][k % ncol].set_visible(False)
-        handles = [Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
-                                            label="held-out humans")]  # fmt: skip
+        handles: list[Patch | Line2D] = [Patch(facecolor="#d9d9d9", edgecolor="#8c8c8c",
+                                               label="held-out humans")]  # fmt: skip
         handles += [Line2D([], [], ls="none", marker=styles[m][1], color=styles[m][0], ms=6,
                            label=m) for m in meths]  # fmt: skip
         _legend_below(fig, handles, min(len(handles), 4))
