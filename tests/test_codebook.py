@@ -44,7 +44,7 @@ def test_load_yaml_codebook(tmp_path):
     path.write_text(YAML)
     cb = load_codebook(path)
     assert cb.name == "demo" and cb.id_column == "respid" and cb.weight == "wt"
-    assert cb.covariates == ["age"]
+    assert list(cb.covariates) == ["age"] and cb.covariate_labels == {}
     assert list(cb.questions) == ["pid", "agree", "scale", "bare"]
     pid = cb.questions["pid"]
     assert pid.code_map() == {"1": "Democrat", "2": "Independent", "3": "Republican"}
@@ -156,3 +156,25 @@ def test_value_key_unifies_number_spellings(n):
 @given(st.sampled_from(DEFAULT_MISSING_VALUES))
 def test_value_key_ignores_case_and_spaces(label):
     assert value_key(f"  {label.upper()} ") == value_key(label)
+
+
+def test_covariate_labels_mapping_form_round_trips(tmp_path):
+    path = tmp_path / "cb.yaml"
+    path.write_text("covariates:\n  age: {label: Age in years}\n  income:\nquestions:\n  v:\n")
+    cb = load_codebook(path)
+    assert list(cb.covariates) == ["age", "income"]
+    assert cb.covariate_labels == {"age": "Age in years"}
+    back = load_codebook(cb.write(tmp_path / "back.yaml"))
+    assert back == cb and back.covariate_labels == {"age": "Age in years"}
+    plain = Codebook(covariates=["age"]).to_dict()
+    assert plain["covariates"] == ["age"]  # no labels: written as the plain list
+
+
+def test_covariate_listed_twice_or_misspelt_spec_is_an_error(tmp_path):
+    path = tmp_path / "cb.yaml"
+    path.write_text("covariates: [age, age]\n")
+    with pytest.raises(CodebookError, match="covariates listed twice"):
+        load_codebook(path)
+    path.write_text("covariates:\n  age: {lable: Age}\n")
+    with pytest.raises(CodebookError, match="lable"):
+        load_codebook(path)

@@ -68,7 +68,7 @@ def test_packaged_weights_are_all_minilm_and_embed_sensibly(monkeypatch) -> None
 def test_encoder_prompt_drops_options_and_cue(items: ItemSet) -> None:
     model = EncoderAnswerModel(verbose=False)
     text = model._prompt_text(items, 0)
-    assert text.startswith("Party identification: ") and "age: " in text
+    assert text.startswith("Party identification: ") and "Age in years: " in text
     assert text.rstrip().endswith("the Republican?")
     assert "A. Bill Clinton" not in text and "Answer:" not in text
     country = encoder_prompt_format("country").template
@@ -244,3 +244,68 @@ def test_fitted_beats_zero_shot_and_marginal_on_anes_vote() -> None:
         for other in ("marginal", "zero-shot"):
             assert scores["fitted"][0] > scores[other][0] + 0.1
             assert scores["fitted"][1] < scores[other][1] - 0.1
+
+
+def test_numeric_covariates_are_binned_into_shared_lines() -> None:
+    """A covariate with many distinct values becomes a few quantile-bin lines; one with
+    few values, a non-numeric one and question features are left as they are."""
+    import pandas as pd
+
+    from surveylm.models.item_texts import binned_value, item_texts, numeric_bin_edges
+    from surveylm.survey import Question, Survey
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"y": rng.choice(["u", "v"], 200), "age": rng.integers(18, 90, 200),
+                          "kids": rng.integers(0, 4, 200),
+                          "town": rng.choice([f"t{i}" for i in range(30)], 200)})  # fmt: skip
+    survey = Survey(frame, {"y": Question("y", "Your y?", ("u", "v"))},
+                    covariates=["age", "kids", "town"],
+                    covariate_labels={"age": "Age"})  # fmt: skip
+    data = build_respondent_items(survey, "y", ["age", "kids", "town"])
+    edges = numeric_bin_edges(data, 4)
+    assert list(edges) == ["age"] and len(edges["age"]) == 3
+    assert edges["age"] == sorted(edges["age"])
+    assert numeric_bin_edges(data, 0) == {}
+    texts = item_texts(data, numeric_bins=edges)
+    age_lines = {texts.table.texts[row[0]] for row in texts.lines}
+    assert len(age_lines) == 4 and all(line.startswith("Age: ") for line in age_lines)
+    assert binned_value(17, [30.0, 50.0]) == "under 30"
+    assert binned_value(30, [30.0, 50.0]) == "30 to under 50"
+    assert binned_value(99, [30.0, 50.0]) == "50 or more"
+    kids_lines = {texts.table.texts[row[1]] for row in texts.lines}
+    assert kids_lines == {f"kids: {k}" for k in range(4)}  # ten or fewer values: as they are
+
+
+def test_indicator_table_learns_what_the_embeddings_blur() -> None:
+    """Two values whose lines embed almost alike ("…: Somewhat" / "…: Very") decide the
+    answer: the head's (line, option) table separates them, and a line never seen in
+    training adds nothing (row 0)."""
+    import pandas as pd
+
+    from surveylm.survey import Question, Survey
+
+    rng = np.random.default_rng(2)
+    x = rng.choice(["Very important", "Somewhat important"], 300)
+    y = np.where(rng.random(300) < 0.85, np.where(x == "Very important", "u", "v"),
+                 np.where(x == "Very important", "v", "u"))  # fmt: skip
+    survey = Survey(pd.DataFrame({"x": x, "y": y}),
+                    {"x": Question("x", "How important is it?", ("Very important",
+                                                                  "Somewhat important")),
+                     "y": Question("y", "Your y?", ("u", "v"))})  # fmt: skip
+    data = build_respondent_items(survey, "y", ["x"])
+    model = EncoderAnswerModel(verbose=False).fit(data)
+    head = model._scorer_.head
+    assert head.table.shape == (3, 3)  # two lines, two options, row/column 0 unknown
+    assert float(head.table.detach()[1:, 1:].abs().max()) > 0.01
+    preds = np.vstack(model.predict(data).distributions)
+    acc = np.mean(preds.argmax(1) == np.array([int(np.argmax(t)) for t in data.targets]))
+    assert acc > 0.8
+    rows, _ = model._prepare(data.subset([0]), model.log_prior_, training=False)
+    assert rows[0]["line_vocab"] != [0] and rows[0]["option_vocab"] == [1, 2]
+
+
+def test_encoder_parameters_are_checked_when_built() -> None:
+    with pytest.raises(ConfigError, match="numeric_bins"):
+        EncoderAnswerModel(numeric_bins=-1)
+    with pytest.raises(ConfigError, match="dropout"):
+        EncoderAnswerModel(dropout=1.5)

@@ -296,3 +296,34 @@ def test_dataframe_index_is_kept_as_respondent_id():
     df = pd.DataFrame({"q": ["a", "b", "a"]}, index=pd.Index(["r1", "r2", "r3"], name="rid"))
     s = survey_from_dataframe(df)
     assert list(s.data.index) == ["r1", "r2", "r3"]
+
+
+def test_covariate_labels_from_codebook_reach_prompts_and_profiles(tmp_path):
+    from surveylm.items import build_respondent_items, feature_labels
+    from surveylm.models.item_texts import context_lines
+    from surveylm.prompts import render_item
+
+    path = tmp_path / "s.csv"
+    _raw_frame().to_csv(path, index=False)
+    import yaml
+
+    spec = {**yaml.safe_load(CODEBOOK), "covariates": {"age": {"label": "Age in years"}}}
+    cb = Codebook.model_validate(spec)
+    s = read_survey(path, codebook=cb)
+    assert s.covariate_labels == {"age": "Age in years"}
+    items = build_respondent_items(s, "vote", ["pid", "age"])
+    assert feature_labels(items) == {"age": "Age in years"}
+    assert "Age in years: 25" in render_item(items, 0)
+    assert context_lines(items.contexts[0], items.questions, feature_labels(items))[1] == (
+        "Age in years: 25")  # fmt: skip
+    back = type(items).read_parquet(items.to_parquet(tmp_path / "i.parquet"))
+    assert feature_labels(back.subset([0])) == {"age": "Age in years"}
+
+
+def test_covariate_label_defaults_to_the_files_column_label(tmp_path):
+    path = tmp_path / "s.sav"
+    df = pd.DataFrame({"vote": [1.0, 2.0, 1.0], "age": [25.0, 40.5, 61.0]})
+    pyreadstat.write_sav(df, str(path), column_labels={"vote": "Vote", "age": "Age of respondent"},
+                         variable_value_labels={"vote": {1.0: "Yes", 2.0: "No"}})  # fmt: skip
+    s = read_survey(path)
+    assert s.covariates == ["age"] and s.covariate_labels == {"age": "Age of respondent"}

@@ -8,7 +8,9 @@ mean "not answered". Example::
     id_column: respid
     weight: wt
     missing: ["Don't know", "Refused", -1, -9]   # replaces DEFAULT_MISSING_VALUES
-    covariates: [age]
+    covariates:                      # or a plain list: [age, income]
+      age: {label: Age in years}     # the name prompts and profiles show
+      income:                        # no label: the file's column label, else the name
     questions:
       pid:
         text: Generally speaking, do you think of yourself as a ...?
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -138,6 +139,19 @@ class QuestionSpec(BaseModel):
         return tuple(float(v) for v in self.ordinal)
 
 
+class CovariateSpec(BaseModel):
+    """One covariate (a column kept as it is, e.g. numeric age) of a codebook.
+
+    Attributes:
+        label: Display name in prompts and respondent profiles (``Age in years``);
+            default: the file's column label, else the column name.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    label: str | None = None
+
+
 class Codebook(BaseModel):
     """What the columns of a survey file mean.
 
@@ -150,7 +164,8 @@ class Codebook(BaseModel):
             listed explicitly). Setting it replaces the default list.
         questions: Question id (= column name) → :class:`QuestionSpec`, in survey order.
             Only these columns become questions.
-        covariates: Extra columns to keep as they are (e.g. numeric age).
+        covariates: Extra columns to keep as they are (e.g. numeric age): a list of
+            names, or name → :class:`CovariateSpec` (a label).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -160,7 +175,26 @@ class Codebook(BaseModel):
     weight: str | None = None
     missing: list[RawValue] = list(DEFAULT_MISSING_VALUES)
     questions: dict[str, QuestionSpec] = {}
-    covariates: list[str] = []
+    covariates: dict[str, CovariateSpec] = {}
+
+    @field_validator("covariates", mode="before")
+    @classmethod
+    def _covariate_list(cls, v: Any) -> Any:
+        # ``[age, income]`` names covariates without labels; ``age:`` alone means defaults
+        if isinstance(v, list | tuple):
+            names = [str(c) for c in v]
+            dups = sorted({c for c in names if names.count(c) > 1})
+            if dups:
+                raise ValueError(f"covariates listed twice: {dups}")
+            return {c: {} for c in names}
+        if isinstance(v, Mapping):
+            return {str(k): ({} if spec is None else spec) for k, spec in v.items()}
+        return v
+
+    @property
+    def covariate_labels(self) -> dict[str, str]:
+        """Covariate → label, for the covariates that have one."""
+        return {c: spec.label for c, spec in self.covariates.items() if spec.label}
 
     @field_validator("questions", mode="before")
     @classmethod
@@ -187,6 +221,7 @@ class Codebook(BaseModel):
         weight: str | None = None,
         covariates: Sequence[str] = (),
         missing: Sequence[RawValue] | None = None,
+        covariate_labels: Mapping[str, str] | None = None,
     ) -> Codebook:
         """A codebook describing existing questions (e.g. to save a survey's codebook)."""
         specs = {
@@ -204,12 +239,16 @@ class Codebook(BaseModel):
             weight=weight,
             missing=list(DEFAULT_MISSING_VALUES if missing is None else missing),
             questions=specs,
-            covariates=list(covariates),
+            covariates={c: {"label": (covariate_labels or {}).get(c)} for c in covariates},
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain-data form (what :meth:`write` saves), without unset optional fields."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """A plain-data form (what :meth:`write` saves), without unset optional fields;
+        covariates without labels are a plain list of names."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        if not self.covariate_labels:
+            data["covariates"] = list(self.covariates)
+        return data
 
     def to_yaml(self) -> str:
         """The codebook as YAML text (strings such as ``Yes``/``No`` stay quoted strings)."""
@@ -277,24 +316,6 @@ def _dup_message(path: Path, keys: list[str], key: str, line: int | None = None)
     return f"{where(file=path)}duplicate key '{key}'{inside}{at}"
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """SafeLoader where only ``true``/``false`` are booleans (YAML 1.2), not yes/no/on/off.
-
-    Under YAML 1.1 rules ``options: [Yes, No]`` would load as ``[True, False]``.
-    """
-
-
-_YamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_YamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
-
-
 def _load_yaml(text: str, path: Path) -> Any:
     from surveylm.io.yaml_files import parse_yaml  # the one YAML reader (YAML 1.2 booleans)
 
@@ -340,7 +361,3 @@ def _dedupe(value: Any, keys: list[str], path: Path) -> Any:
     if isinstance(value, list):
         return [_dedupe(v, [*keys, str(i)], path) for i, v in enumerate(value)]
     return value
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())

@@ -366,11 +366,13 @@ def build_respondent_items(
             })  # fmt: skip
     questions = {qid: survey.questions[qid] for qid in targets}
     questions.update({f: survey.questions[f] for f in features if f in survey.questions})
+    labels = survey.covariate_labels
     summary = {
         "kind": "respondent",
         "survey": survey.name,
         "targets": targets,
         "features": list(features),
+        "feature_labels": {f: labels[f] for f in features if f in labels},
         "items": len(rows),
     }
     return ItemSet(item_frame(rows), questions, summary)
@@ -457,6 +459,21 @@ def build_group_items(
         "suppressed": len(suppressed), "suppressed_cells": suppressed,
     }  # fmt: skip
     return ItemSet(item_frame(rows), qset, summary)
+
+
+def feature_labels(items: ItemSet) -> dict[str, str]:
+    """Display names of the items' covariate features (the survey's
+    :attr:`~surveylm.survey.Survey.covariate_labels`, kept in ``summary`` so they survive
+    Parquet files, subsets and concatenation)."""
+
+    def collect(summary: Mapping[str, Any]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for part in summary.get("parts", []):
+            out.update(collect(part))
+        out.update(summary.get("feature_labels") or {})
+        return out
+
+    return collect(items.summary)
 
 
 def item_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

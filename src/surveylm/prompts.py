@@ -52,6 +52,7 @@ __all__ = [
     "FORMATS",
     "PromptFormat",
     "apply_chat_template",
+    "context_entry",
     "default_format",
     "get_format",
     "option_labels",
@@ -273,11 +274,19 @@ def _join(fmt: PromptFormat, parts: list[str]) -> str:
     return fmt.context_joiner.join(parts[:-1]) + fmt.context_last_joiner + parts[-1]
 
 
-def _context_entry(
-    fmt: PromptFormat, key: str, value: Any, questions: Mapping[str, Question]
+def context_entry(
+    fmt: PromptFormat,
+    key: str,
+    value: Any,
+    questions: Mapping[str, Question],
+    labels: Mapping[str, str] | None = None,
 ) -> tuple[str, str]:
+    """``(label, text)`` of one context entry in ``fmt``: a question feature by its
+    display label (and, in the QA format, its lettered answer), a covariate by its label
+    in ``labels`` (the codebook's; see :attr:`surveylm.survey.Survey.covariate_labels`)
+    or else its key."""
     q = questions.get(key)
-    label = q.display_label if q is not None else key
+    label = q.display_label if q is not None else (labels or {}).get(key, key)
     values = list(value) if isinstance(value, list | tuple) else [value]
     if q is not None:
         text, opts = q.text, _options_text(fmt, q.options, range(q.n_options))
@@ -302,6 +311,7 @@ def render_prompt(
     permutation: Sequence[int] | np.ndarray | None = None,
     *,
     questions: Mapping[str, Question] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> str:
     """Render one item as plain text ending where the answer letter comes.
 
@@ -314,6 +324,8 @@ def render_prompt(
             ``j`` (default codebook order).
         questions: Questions of the context features, for labels and the QA format's
             lettered answers (features without a question render by their key).
+        labels: Display names of covariates (features without a question), e.g.
+            :func:`surveylm.items.feature_labels` of an item set.
 
     Raises:
         DataError: a permutation that is not a permutation of the options.
@@ -326,7 +338,8 @@ def render_prompt(
             f"{where(question=question.id)}option order {preview(order.tolist(), 8)} is not a "
             f"permutation of its {k} options"
         )
-    entries = [_context_entry(fmt, key, v, questions or {}) for key, v in (context or {}).items()]
+    entries = [context_entry(fmt, key, v, questions or {}, labels)
+               for key, v in (context or {}).items()]  # fmt: skip
     labels = [lab for lab, _ in entries]
     text = fmt.template.format(
         context=_join(fmt, [e for _, e in entries]),
@@ -343,9 +356,12 @@ def render_item(
     """Render item ``i`` of an :class:`~surveylm.items.ItemSet` (format default by kind)."""
     row = items.frame.iloc[i]
     fmt = default_format(row["kind"]) if fmt is None else fmt
+    from surveylm.items import feature_labels
+
     return render_prompt(
-        items.item_question(i), row["context"], fmt, permutation, questions=items.questions
-    )
+        items.item_question(i), row["context"], fmt, permutation, questions=items.questions,
+        labels=feature_labels(items),
+    )  # fmt: skip
 
 
 def apply_chat_template(tokenizer: Any, prompt: str, *, system: str | None = None) -> str:

@@ -139,6 +139,8 @@ class Survey:
         weights: Survey weights, one per respondent (defaults to 1).
         name: The survey's name (the ``source`` of its questions).
         covariates: Extra, non-question columns to keep (e.g. numeric age).
+        covariate_labels: Covariate → display name in prompts and profiles
+            (``Age in years``; default: the column name).
 
     Raises:
         CodebookError: duplicate question ids, or a question id that is not a column.
@@ -151,6 +153,7 @@ class Survey:
     weights: pd.Series
     name: str = "survey"
     covariates: list[str] = field(default_factory=list)
+    covariate_labels: dict[str, str] = field(default_factory=dict)
 
     def __init__(
         self,
@@ -160,6 +163,7 @@ class Survey:
         name: str = "survey",
         covariates: Sequence[str] = (),
         *,
+        covariate_labels: Mapping[str, str] | None = None,
         file: str | None = None,
     ) -> None:
         qlist = list(questions.values()) if isinstance(questions, Mapping) else list(questions)
@@ -184,6 +188,11 @@ class Survey:
         self.questions = {q.id: q for q in qlist}
         self.name = name
         self.covariates = list(covariates)
+        unknown = sorted(set(covariate_labels or {}) - set(self.covariates))
+        if unknown:
+            raise CodebookError(f"{where(file=file)}labels for columns that are not covariates: "
+                                f"{preview(unknown)}")  # fmt: skip
+        self.covariate_labels = {str(k): str(v) for k, v in (covariate_labels or {}).items()}
         columns: dict[str, Any] = {q.id: _as_categorical(data[q.id], q, file=file) for q in qlist}
         columns.update({c: data[c].to_numpy(copy=True) for c in self.covariates})
         self.data = pd.DataFrame(columns, index=data.index.copy())
@@ -232,6 +241,7 @@ class Survey:
         out.weights = self.weights.loc[mask].copy()
         out.name = self.name
         out.covariates = list(self.covariates)
+        out.covariate_labels = dict(self.covariate_labels)
         return out
 
     def with_answers(self, qid: str, answers: pd.Series | Sequence[Any]) -> Survey:

@@ -196,4 +196,6 @@ def load_anes1996() -> Survey:
     data = pd.DataFrame(labels, index=idx)
     data["age"] = raw["age"].to_numpy().astype(int)
     data["popul"] = raw["popul"].to_numpy()
-    return Survey(data, QUESTIONS, weights=None, name=SOURCE, covariates=["age", "popul"])
+    return Survey(data, QUESTIONS, weights=None, name=SOURCE, covariates=["age", "popul"],
+                  covariate_labels={"age": "Age in years",
+                                    "popul": "Population of place of residence (1000s)"})

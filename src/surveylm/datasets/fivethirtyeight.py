@@ -449,4 +449,5 @@ def load_nonvoters(
         q = _question(qid, label, text, options, ordinal, NONVOTERS, keep_no_answer=False)
         questions.append(q)
     weights = pd.to_numeric(raw["weight"], errors="coerce").to_numpy()
-    return Survey(data, questions, weights, name=NONVOTERS, covariates=["ppage"], file=str(path))
+    return Survey(data, questions, weights, name=NONVOTERS, covariates=["ppage"],
+                  covariate_labels={"ppage": "Age in years"}, file=str(path))

@@ -237,7 +237,10 @@ def _build(
     for col in covariates:
         columns[col] = df[col].mask(_missing_mask(df[col], global_keys)).to_numpy()
     out = pd.DataFrame(columns, index=index)
-    return Survey(out, questions, weights, name=survey_name, covariates=covariates, file=file)
+    labels = {c: meta.column_labels[c] for c in covariates if meta.column_labels.get(c)}
+    labels.update(cb.covariate_labels if cb is not None else {})
+    return Survey(out, questions, weights, name=survey_name, covariates=covariates,
+                  covariate_labels=labels, file=file)  # fmt: skip
 
 
 def _respondent_ids(df: pd.DataFrame, col: str, file: str | None) -> pd.Index:

@@ -51,7 +51,7 @@ from torch import nn
 
 from surveylm.errors import ConfigError, ModelError, where
 from surveylm.io.atomic import scratch_dir
-from surveylm.items import ItemSet
+from surveylm.items import ItemSet, feature_labels
 from surveylm.models.base import (
     AnswerModel,
     Predictions,
@@ -59,6 +59,7 @@ from surveylm.models.base import (
     write_model_json,
 )
 from surveylm.models.hf_loading import quiet_loading
+from surveylm.models.param_checks import Rule, check_params
 from surveylm.models.validation import (
     MarginalWarning,
     inner_split,
@@ -306,6 +307,9 @@ class EncoderAnswerModel(AnswerModel):
             training items span several questions, else 0.
         prompt_format: Prompt format of zero-shot scoring (``None`` = by item kind).
         option_template: Text embedded for each option (``{option}``, ``{question}``).
+        numeric_bins: Numeric covariates with more than ten distinct training values are
+            shown to the encoder as one of this many quantile bins (``Age: 35 to under
+            45``; :func:`~surveylm.models.item_texts.numeric_bin_edges`); 0 = as values.
         temperature: τ of zero-shot scoring.
         fine_tune: :class:`FineTuneConfig` or a mapping overriding
             :func:`encoder_default_config` key by key.
@@ -319,6 +323,12 @@ class EncoderAnswerModel(AnswerModel):
     """
 
     name: ClassVar[str] = "encoder"
+    param_rules: ClassVar[dict[str, Rule]] = {
+        "hidden": Rule(1, integer=True), "dropout": Rule(0.0, below=1.0),
+        "prior_dropout": Rule(0.0, below=1.0, optional=True),
+        "numeric_bins": Rule(0, integer=True), "temperature": Rule(0.0, strict=True),
+        "max_length": Rule(1, integer=True), "batch_size": Rule(1, integer=True),
+    }  # fmt: skip
 
     def __init__(
         self,
@@ -329,6 +339,7 @@ class EncoderAnswerModel(AnswerModel):
         prior_dropout: float | None = None,
         prompt_format: str | None = None,
         option_template: str = "{option}",
+        numeric_bins: int = 8,
         temperature: float = DEFAULT_TEMPERATURE,
         fine_tune: FineTuneConfig | dict[str, Any] | None = None,
         max_length: int = 128,
@@ -346,6 +357,7 @@ class EncoderAnswerModel(AnswerModel):
         self.prior_dropout = prior_dropout
         self.prompt_format = prompt_format
         self.option_template = option_template
+        self.numeric_bins = numeric_bins
         self.temperature = temperature
         self.fine_tune = fine_tune
         self.max_length = max_length
@@ -355,6 +367,7 @@ class EncoderAnswerModel(AnswerModel):
         self.use_item_weights = use_item_weights
         self.random_state = random_state
         self.verbose = verbose
+        check_params(self)
 
     # -- set-up ----------------------------------------------------------------------
     def fine_tune_config(self) -> FineTuneConfig:
@@ -434,8 +447,9 @@ class EncoderAnswerModel(AnswerModel):
         known targets; see the class docstring."""
         from transformers import set_seed
 
-        from surveylm.models.item_texts import marginal_log_prior
+        from surveylm.models.item_texts import marginal_log_prior, numeric_bin_edges
 
+        check_params(self)
         train = items.subset(items.has_target)
         if len(train) == 0:
             raise ModelError("no items with a known target to fine-tune on")
@@ -444,6 +458,9 @@ class EncoderAnswerModel(AnswerModel):
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
+        self.numeric_edges_ = numeric_bin_edges(train, self.numeric_bins)
+        self.line_vocab_ = _line_vocabulary(train, self.option_template, self.numeric_edges_)
+        self.option_vocab_ = _option_vocabulary(train)
         self._build_scorer(cfg)
         many = len(train.question_ids) > 1
         drop = (0.25 if many else 0.0) if self.prior_dropout is None else self.prior_dropout
@@ -500,7 +517,9 @@ class EncoderAnswerModel(AnswerModel):
             elif cfg.train_top_layers is not None:
                 freeze_all_but_top_layers(trainable, cfg.train_top_layers)
         self._max_len = min(self.max_length, max_len)
-        head = OptionHead(dim, self.hidden, self.dropout)
+        head = OptionHead(dim, self.hidden, self.dropout,
+                          n_lines=len(getattr(self, "line_vocab_", {})),
+                          n_options=len(getattr(self, "option_vocab_", {})))
         self._scorer_ = EncoderHeadScorer(head, trainable, None, pooling)
 
     def _prepare(
@@ -514,7 +533,8 @@ class EncoderAnswerModel(AnswerModel):
         from surveylm.models.item_texts import item_texts, option_positions
         from surveylm.models.option_head import HeadCollator
 
-        texts = item_texts(items, option_template=self.option_template)
+        texts = item_texts(items, option_template=self.option_template,
+                           numeric_bins=getattr(self, "numeric_edges_", None))
         scorer = self._scorer_
         pad = self._tokenizer.pad_token_id or 0
         if scorer.encoder is None:
@@ -530,13 +550,18 @@ class EncoderAnswerModel(AnswerModel):
             collator = HeadCollator(None, pad)
         weights = items.frame["weight"].to_numpy(dtype=float)
         positions = {q: option_positions(items.questions[q].n_options) for q in items.question_ids}
+        vocab = getattr(self, "line_vocab_", {})
+        vocab_of = [vocab.get(text, 0) for text in texts.table.texts]
+        option_vocab = getattr(self, "option_vocab_", {})
         rows = []
         for i, (qid, target) in enumerate(zip(items.frame["question_id"], items.targets,
                                               strict=True)):  # fmt: skip
             k = items.questions[qid].n_options
             prior = log_prior.get(qid)
             rows.append({
-                "lines": texts.lines[i], "question": texts.question[i],
+                "lines": texts.lines[i], "line_vocab": [vocab_of[t] for t in texts.lines[i]],
+                "option_vocab": [option_vocab.get(f"{qid}\x1f{j}", 0) for j in range(k)],
+                "question": texts.question[i],
                 "options": texts.options[i], "position": positions[qid],
                 "log_prior": np.zeros(k) if prior is None else np.asarray(prior),
                 "target": target, "weight": float(weights[i]) if self.use_item_weights else 1.0,
@@ -681,7 +706,7 @@ class EncoderAnswerModel(AnswerModel):
         fmt = default_format(row["kind"]) if self.prompt_format is None else self.prompt_format
         return render_prompt(
             items.item_question(i), row["context"], encoder_prompt_format(fmt),
-            questions=items.questions,
+            questions=items.questions, labels=feature_labels(items),
         ).strip()  # fmt: skip
 
     def _option_texts(self, items: ItemSet, qid: str) -> list[str]:
@@ -724,6 +749,8 @@ class EncoderAnswerModel(AnswerModel):
             state.update({
                 "pooling": scorer.pooling, "max_seq_length": self._max_len,
                 "dim": scorer.head.dim, "log_prior": self.log_prior_,
+                "line_vocab": list(self.line_vocab_), "option_vocab": list(self.option_vocab_),
+                "numeric_edges": self.numeric_edges_,
                 "history": list(self.history_), "curves": self.curves_,
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
                 "unseen_question_weight": self.unseen_question_weight_,
@@ -757,7 +784,11 @@ class EncoderAnswerModel(AnswerModel):
         else:
             encoder = None
             _, model._tokenizer, _, _ = _frozen_encoder(model.model_name)
-        head = OptionHead(int(state["dim"]), model.hidden, model.dropout)
+        model.numeric_edges_ = state.get("numeric_edges", {})
+        model.line_vocab_ = {text: i + 1 for i, text in enumerate(state.get("line_vocab", []))}
+        model.option_vocab_ = {o: i + 1 for i, o in enumerate(state.get("option_vocab", []))}
+        head = OptionHead(int(state["dim"]), model.hidden, model.dropout,
+                          n_lines=len(model.line_vocab_), n_options=len(model.option_vocab_))
         try:
             head.load_state_dict(load_file(str(directory / "head.safetensors")))
         except (OSError, RuntimeError) as exc:
@@ -773,6 +804,32 @@ class EncoderAnswerModel(AnswerModel):
         model.seen_question_weight_ = float(state.get("seen_question_weight", 1.0))
         model.marginal_ = state.get("marginal", {})
         return model
+
+
+#: A context line gets a free vector in the head (:class:`OptionHead`'s ``v_l``) when at
+#: least this many training items carry it: rarer lines (a respondent's own value of a
+#: continuous covariate) would only memorise their items.
+MIN_LINE_COUNT = 5
+
+
+def _line_vocabulary(
+    items: ItemSet, option_template: str, numeric_bins: Mapping[str, Any]
+) -> dict[str, int]:
+    """Training lines carried by at least :data:`MIN_LINE_COUNT` items → vocabulary row
+    (1-based; 0 is an unknown line), in first-seen order."""
+    from surveylm.models.item_texts import item_texts
+
+    texts = item_texts(items, option_template=option_template, numeric_bins=numeric_bins)
+    counts = np.bincount([t for row in texts.lines for t in row], minlength=len(texts.table))
+    kept = [text for t, text in enumerate(texts.table.texts) if counts[t] >= MIN_LINE_COUNT]
+    return {text: i + 1 for i, text in enumerate(kept)}
+
+
+def _option_vocabulary(items: ItemSet) -> dict[str, int]:
+    """Every (training question, option) pair → table column (1-based; 0 = unknown),
+    keyed ``"<question id>\\x1f<option index>"``."""
+    keys = [f"{q}\x1f{j}" for q in items.question_ids for j in range(items.questions[q].n_options)]
+    return {key: i + 1 for i, key in enumerate(keys)}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

@@ -20,25 +20,33 @@ from typing import Any
 
 import numpy as np
 
-from surveylm.items import ItemSet
-from surveylm.prompts import get_format
+from surveylm.items import ItemSet, feature_labels
+from surveylm.prompts import context_entry, get_format
 from surveylm.survey import Question
 
-__all__ = ["ItemTexts", "TextTable", "context_lines", "item_texts", "option_positions"]
+__all__ = [
+    "ItemTexts", "TextTable", "context_lines", "item_texts", "numeric_bin_edges",
+    "option_positions",
+]  # fmt: skip
+
+#: A numeric covariate with more distinct training values than this is binned.
+MAX_NUMERIC_LEVELS = 10
 
 
 def context_lines(
-    context: Mapping[str, Any] | None, questions: Mapping[str, Question]
+    context: Mapping[str, Any] | None,
+    questions: Mapping[str, Question],
+    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """``Label: value`` lines of a context, labels from the codebook (``questions``).
+    """``Label: value`` lines of a context, labels from the codebook (``questions``, and
+    ``labels`` for covariates).
 
     Respondent values render as their option label (``Party identification: Strong
     Democrat``); a group's several values are joined with " or ".
     """
-    from surveylm.prompts import _context_entry
-
     fmt = get_format("profile")
-    return [_context_entry(fmt, key, value, questions)[1] for key, value in (context or {}).items()]
+    return [context_entry(fmt, key, value, questions, labels)[1]
+            for key, value in (context or {}).items()]  # fmt: skip
 
 
 @dataclass(eq=False)
@@ -70,11 +78,62 @@ class ItemTexts:
     options: list[list[int]]
 
 
+def numeric_bin_edges(items: ItemSet, n_bins: int) -> dict[str, list[float]]:
+    """Quantile bin edges of every numeric covariate (a context key that is not a question)
+    with more than :data:`MAX_NUMERIC_LEVELS` distinct values in ``items``.
+
+    A text encoder reads ``Age: 37`` and ``Age: 38`` as unrelated strings and gives a
+    continuous covariate one line per respondent, so nothing is learned across them;
+    binned (``Age: 35 to under 45``) each bin is a line that many respondents share, as a tree
+    model's split or a binned covariate in a logistic regression. The edges are the
+    inner ``n_bins``-quantiles of the training values (ties merged); ``n_bins < 2``
+    means no binning.
+    """
+    if n_bins < 2:
+        return {}
+    values: dict[str, list[float]] = {}
+    not_numeric: set[str] = set()
+    for ctx in items.contexts:
+        for key, v in (ctx or {}).items():
+            if key in items.questions:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float | np.number):
+                not_numeric.add(key)
+            else:
+                values.setdefault(key, []).append(float(v))
+    edges = {}
+    for key, vals in values.items():
+        if key in not_numeric:
+            continue
+        arr = np.asarray(vals)
+        arr = arr[np.isfinite(arr)]
+        if len(np.unique(arr)) <= MAX_NUMERIC_LEVELS:
+            continue
+        inner = np.quantile(arr, np.linspace(0, 1, n_bins + 1)[1:-1])
+        edges[key] = sorted({float(e) for e in inner})
+    return edges
+
+
+def binned_value(value: float, edges: Sequence[float]) -> str:
+    """The bin of ``value`` as text: ``"under 30"``, ``"30 to 45"``, ``"45 or more"``."""
+    j = int(np.searchsorted(edges, value, side="right"))
+    if j == 0:
+        return f"under {_number(edges[0])}"
+    if j == len(edges):
+        return f"{_number(edges[-1])} or more"
+    return f"{_number(edges[j - 1])} to under {_number(edges[j])}"
+
+
+def _number(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
+
+
 def item_texts(
     items: ItemSet,
     table: TextTable | None = None,
     *,
     option_template: str = "{option}",
+    numeric_bins: Mapping[str, Sequence[float]] | None = None,
 ) -> ItemTexts:
     """Break every item into its texts (see module docstring).
 
@@ -82,7 +141,10 @@ def item_texts(
         items: Respondent or group items.
         table: A table to extend (so several item sets share ids); ``None`` = a new one.
         option_template: Text of one option; placeholders ``{option}`` and ``{question}``.
+        numeric_bins: Covariate → bin edges (:func:`numeric_bin_edges`): those
+            covariates' lines show their bin, not their value.
     """
+    numeric_bins = numeric_bins or {}
     table = TextTable() if table is None else table
     lines, question, options = [], [], []
     option_ids: dict[str, list[int]] = {}
@@ -91,13 +153,18 @@ def item_texts(
         option_ids[qid] = [table.add(option_template.format(option=o, question=q.text))
                            for o in q.options]  # fmt: skip
     line_cache: dict[tuple[str, str], int] = {}
+    labels = feature_labels(items)
     for context, qid in zip(items.frame["context"], items.frame["question_id"], strict=True):
         q = items.questions[qid]
         row = []
         for key, value in (context or {}).items():
             ck = (key, repr(value))
             if ck not in line_cache:
-                line_cache[ck] = table.add(context_lines({key: value}, items.questions)[0])
+                shown = value
+                edges = numeric_bins.get(key)
+                if edges and isinstance(value, int | float | np.number) and np.isfinite(value):
+                    shown = binned_value(float(value), edges)
+                line_cache[ck] = table.add(context_lines({key: shown}, items.questions, labels)[0])
             row.append(line_cache[ck])
         lines.append(row)
         question.append(table.add(q.text))

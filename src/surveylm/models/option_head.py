@@ -7,7 +7,21 @@ a group's attributes), question ``q`` and options ``o_1..o_K``, with ``e(·)`` t
     c        = Σ_l  W_line e(l)                                   context, additive in lines
     h        = W_lin c + W_out GELU(W_mix GELU(c))                 linear + interaction paths
     u_k      = W_opt [e(o_k); e(q); e(o_k) ⊙ e(q); position_k]     option-in-question
-    score_k  = log m_q(k) + ⟨h, u_k⟩ / √H + π(u_k)
+    score_k  = log m_q(k) + ⟨h, u_k⟩ / √H + π(u_k) + s · Σ_l T[l, (q, k)]
+
+``T`` is a table with one entry per (training line, training question option), zero
+at the start and for any line or option not seen in training: the indicator path, a
+multinomial logistic regression on the codebook labels beside the text path. The text
+path carries what the encoder knows across lines, but a sentence encoder puts the values
+of one feature close together ("…: Very important" and "…: Somewhat important" share
+most of their embedding), so a fit that is early-stopped or regularised in embedding
+space barely separates them: on the masculinity survey a logistic regression on summed
+line embeddings loses 2 points of accuracy to one on line indicators, and the head
+without ``T`` often stayed at the marginal (``benchmarks/encoder_ablations.py``). The
+table enters the scores directly (no zero-initialised layer in front of it, so its
+gradient is there from the first step), scaled by ``s`` (:data:`TABLE_SCALE`) so that
+Adam at the head's learning rate moves it as fast as a logistic regression's
+coefficients need.
 
 ``log m_q`` is the question's training marginal (uniform for a question not seen in
 training) and ``π`` a learned prior from the option's text and position, which is what
@@ -35,6 +49,10 @@ from torch import nn
 
 __all__ = ["POSITION_FEATURES", "EncoderHeadScorer", "HeadCollator", "OptionHead", "pool"]
 
+#: ``s`` of the module docstring: Adam's step on a score is the learning rate times the
+#: scale of the parameter's path, so the table moves ``s`` times the head's rate.
+TABLE_SCALE = 10.0
+
 #: Number of option position features (:func:`surveylm.models.item_texts.option_positions`).
 POSITION_FEATURES = 4
 
@@ -58,12 +76,19 @@ class OptionHead(nn.Module):
         dim: Embedding width ``D``.
         hidden: Width ``H`` of the context and option vectors.
         dropout: Dropout on the context vector while training.
+        n_lines: Number of training lines of the table ``T``.
+        n_options: Number of training (question, option) pairs of the table ``T``.
     """
 
-    def __init__(self, dim: int, hidden: int = 128, dropout: float = 0.1) -> None:
+    def __init__(
+        self, dim: int, hidden: int = 128, dropout: float = 0.1, n_lines: int = 0,
+        n_options: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
-        self.dim, self.hidden = dim, hidden
+        self.dim, self.hidden, self.n_lines, self.n_options = dim, hidden, n_lines, n_options
         self.line = nn.Linear(dim, hidden)
+        # row / column 0: a line / option not seen in training (and padding); masked out
+        self.table = nn.Parameter(torch.zeros(n_lines + 1, n_options + 1))
         self.mix = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, hidden)
         self.linear = nn.Linear(hidden, hidden, bias=False)
@@ -84,6 +109,8 @@ class OptionHead(nn.Module):
         option_index: torch.Tensor,
         option_position: torch.Tensor,
         log_prior: torch.Tensor,
+        line_vocab_index: torch.Tensor | None = None,
+        option_vocab_index: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Option scores ``[B, K]`` (log-probabilities up to a constant per row).
 
@@ -94,6 +121,9 @@ class OptionHead(nn.Module):
             option_index: ``[B, K]`` rows of each item's options, -1 padded.
             option_position: ``[B, K, 4]`` position features.
             log_prior: ``[B, K]`` log marginal (0 = uniform), 0 on padding.
+            line_vocab_index: ``[B, L]`` table rows of the lines (0 = unknown, padding).
+            option_vocab_index: ``[B, K]`` table columns of the options (0 = unknown);
+                either ``None`` = no table term.
         """
         x = emb * math.sqrt(self.dim)  # unit-variance components for the default init
         lmask = (line_index >= 0).unsqueeze(-1).to(x.dtype)
@@ -106,6 +136,10 @@ class OptionHead(nn.Module):
                                    option_position.to(x.dtype)], dim=-1))  # fmt: skip
         prior = self.prior(nn.functional.gelu(self.prior_hidden(u))).squeeze(-1)
         scores = log_prior + torch.einsum("bh,bkh->bk", h, u) / math.sqrt(self.hidden) + prior
+        if line_vocab_index is not None and option_vocab_index is not None:
+            rows, cols = line_vocab_index.unsqueeze(-1), option_vocab_index.unsqueeze(1)
+            known = ((rows > 0) & (cols > 0)).to(scores.dtype)  # [B, L, K]
+            scores = scores + TABLE_SCALE * (self.table[rows, cols] * known).sum(dim=1)
         return scores.masked_fill(option_index < 0, 0.0)
 
 
@@ -150,6 +184,8 @@ class HeadCollator:
         n_lines = max(1, max(len(b["lines"]) for b in batch))
         k_max = max(len(b["options"]) for b in batch)
         line_index = torch.full((n, n_lines), -1, dtype=torch.long)
+        vocab_index = torch.zeros((n, n_lines), dtype=torch.long)
+        option_vocab = torch.zeros((n, k_max), dtype=torch.long)
         option_index = torch.full((n, k_max), -1, dtype=torch.long)
         question_index = torch.zeros(n, dtype=torch.long)
         position = torch.zeros((n, k_max, 4), dtype=torch.float32)
@@ -159,8 +195,12 @@ class HeadCollator:
         for i, b in enumerate(batch):
             for j, t in enumerate(b["lines"]):
                 line_index[i, j] = local(t)
+            if b.get("line_vocab"):
+                vocab_index[i, : len(b["line_vocab"])] = torch.as_tensor(b["line_vocab"])
             question_index[i] = local(b["question"])
             k = len(b["options"])
+            if b.get("option_vocab"):
+                option_vocab[i, :k] = torch.as_tensor(b["option_vocab"])
             option_index[i, :k] = torch.as_tensor([local(t) for t in b["options"]])
             position[i, :k] = torch.as_tensor(b["position"], dtype=torch.float32)
             if drop is None or not drop[i]:
@@ -168,7 +208,8 @@ class HeadCollator:
             if b.get("target") is not None:
                 targets[i, :k] = torch.as_tensor(np.asarray(b["target"], dtype=np.float32))
         out = {
-            "line_index": line_index, "question_index": question_index,
+            "line_index": line_index, "line_vocab_index": vocab_index,
+            "option_vocab_index": option_vocab, "question_index": question_index,
             "option_index": option_index, "option_position": position, "log_prior": prior,
             "targets": targets, "option_mask": option_index >= 0,
             "item_weights": torch.tensor([b.get("weight", 1.0) for b in batch],
@@ -227,6 +268,8 @@ class EncoderHeadScorer(nn.Module):
         option_index: torch.Tensor,
         option_position: torch.Tensor,
         log_prior: torch.Tensor,
+        line_vocab_index: torch.Tensor | None = None,
+        option_vocab_index: torch.Tensor | None = None,
         text_ids: torch.Tensor | None = None,
         text_input_ids: torch.Tensor | None = None,
         text_attention_mask: torch.Tensor | None = None,
@@ -237,4 +280,5 @@ class EncoderHeadScorer(nn.Module):
         else:
             assert text_input_ids is not None and text_attention_mask is not None
             emb = self.embed(text_input_ids, text_attention_mask)
-        return self.head(emb, line_index, question_index, option_index, option_position, log_prior)
+        return self.head(emb, line_index, question_index, option_index, option_position, log_prior,
+                         line_vocab_index, option_vocab_index)

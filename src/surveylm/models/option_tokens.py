@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from surveylm.errors import DataError, ModelError, where
+from surveylm.items import feature_labels
 from surveylm.prompts import PromptFormat, apply_chat_template, option_labels, render_prompt
 
 __all__ = [
@@ -221,9 +222,11 @@ def encode_items(
     labels: list[list[str]] = []
     meta: list[tuple[int, np.ndarray, bool]] = []
     formats = [fmt] * len(questions) if isinstance(fmt, PromptFormat) else list(fmt)
+    labels_of = feature_labels(items)
     for i, q in enumerate(questions):
         for order in orders[i] if orders is not None else [np.arange(q.n_options)]:
-            text = render_prompt(q, contexts[i], formats[i], order, questions=items.questions)
+            text = render_prompt(q, contexts[i], formats[i], order, questions=items.questions,
+                                 labels=labels_of)  # fmt: skip
             texts.append(apply_chat_template(tokenizer, text, system=system) if chat else text)
             labels.append(option_labels(q, formats[i], order))
             meta.append((i, np.asarray(order), formats[i].labels == "options"))
