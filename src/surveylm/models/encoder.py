@@ -43,7 +43,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 import torch
@@ -69,6 +69,10 @@ from surveylm.models.validation import (
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
+
+if TYPE_CHECKING:
+    from peft import PeftModel
+    from transformers import PreTrainedModel
 
 __all__ = [
     "EncoderAnswerModel",
@@ -253,8 +257,9 @@ def encoder_default_config(train: str = "head") -> FineTuneConfig:
     """
     if train not in TRAIN_MODES:
         raise ConfigError(f"unknown train mode '{train}': expected one of {list(TRAIN_MODES)}")
-    common = dict(batch_size=64, weight_decay=0.01, warmup_ratio=0.0, lr_scheduler="constant",
-                  logging_steps=10, save_every_epoch=False, validation_fraction=0.2)  # fmt: skip
+    common: dict[str, Any] = dict(
+        batch_size=64, weight_decay=0.01, warmup_ratio=0.0, lr_scheduler="constant",
+        logging_steps=10, save_every_epoch=False, validation_fraction=0.2)  # fmt: skip
     if train == "head":
         return FineTuneConfig(learning_rate=2e-3, epochs=300.0, early_stopping_patience=15,
                               lora=LoraSettings(enabled=False), **common)  # fmt: skip
@@ -480,7 +485,7 @@ class EncoderAnswerModel(AnswerModel):
         self.train_output_ = out
         self.history_ = out.losses
         self.curves_ = out.curves()
-        self.validation_ = {"initial": out.initial_validation_loss,
+        self.validation_: dict[str, Any] = {"initial": out.initial_validation_loss,
                             "best": out.best_validation_loss, "best_step": out.best_step,
                             "n_fit": len(fit_pos), "n_validation": len(val_pos),
                             "seed": cfg.seed}  # fmt: skip
@@ -738,7 +743,7 @@ class EncoderAnswerModel(AnswerModel):
         if self.is_fitted:
             scorer = self._scorer_
             if scorer.encoder is not None and hasattr(scorer.encoder, "peft_config"):
-                scorer.encoder.save_pretrained(str(directory / "adapter"))
+                cast("PeftModel", scorer.encoder).save_pretrained(str(directory / "adapter"))
             elif scorer.encoder is not None:
                 _save_sentence_transformer(scorer.encoder, self._tokenizer, scorer.pooling,
                                            directory / "encoder", self._max_len)  # fmt: skip
@@ -899,10 +904,13 @@ def _save_sentence_transformer(
     encoder: nn.Module, tokenizer: Any, pooling_mode: str, folder: Path, max_seq_length: int
 ) -> None:
     """Save a fully fine-tuned encoder as a sentence-transformers folder (reusable anywhere)."""
-    encoder.save_pretrained(str(folder))
+    model = cast("PreTrainedModel", encoder)  # a transformers encoder (AutoModel), not peft
+    model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
-    dim = int(encoder.config.hidden_size)
-    pooling = {f"pooling_mode_{m}_tokens": pooling_mode == m for m in ("mean", "max")}
+    dim = int(model.config.hidden_size)
+    pooling: dict[str, bool | int] = {
+        f"pooling_mode_{m}_tokens": pooling_mode == m for m in ("mean", "max")
+    }
     pooling |= {"word_embedding_dimension": dim, "pooling_mode_cls_token": pooling_mode == "cls"}
     kinds = [("", "Transformer"), ("1_Pooling", "Pooling"), ("2_Normalize", "Normalize")]
     modules = [

@@ -241,6 +241,8 @@ class EncoderHeadScorer(nn.Module):
         pooling: Pooling of the encoder's token states.
     """
 
+    table: torch.Tensor  # a buffer (register_buffer), declared for type checkers
+
     def __init__(
         self,
         head: OptionHead,
