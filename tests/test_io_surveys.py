@@ -327,3 +327,18 @@ def test_covariate_label_defaults_to_the_files_column_label(tmp_path):
                          variable_value_labels={"vote": {1.0: "Yes", 2.0: "No"}})  # fmt: skip
     s = read_survey(path)
     assert s.covariates == ["age"] and s.covariate_labels == {"age": "Age of respondent"}
+
+
+# -- one loader for "a dataset name or a file" (CLI and both runners) ----------------------
+def test_survey_source_name_file_and_neither(tmp_path):
+    from surveylm.errors import DataError
+    from surveylm.io.sources import load_survey_source
+
+    assert load_survey_source("anes1996").name == "ANES 1996"
+    _raw_frame().assign(w2=[3.0, 1, 1, 1, 1, 1]).to_csv(tmp_path / "poll.csv", index=False)
+    (tmp_path / "cb.yaml").write_text(CODEBOOK)
+    assert load_survey_source(tmp_path / "poll.csv", tmp_path / "cb.yaml").name == "demo"
+    weighted = load_survey_source(str(tmp_path / "poll.csv"), tmp_path / "cb.yaml", weight="w2")
+    assert weighted.weights.iloc[0] == 3.0
+    with pytest.raises(DataError, match=r"no such file or built-in dataset 'gone\.csv'.*anes1996"):
+        load_survey_source("gone.csv")

@@ -89,17 +89,9 @@ def _load_survey(
 ) -> Survey:
     """A built-in dataset name, or a survey file (csv, parquet, sav, dta) + codebook
     (``weight``: the file's weight column, else the codebook's)."""
-    from surveylm.datasets import DATASETS, load_dataset
-    from surveylm.errors import DataError
+    from surveylm.io.sources import load_survey_source
 
-    if source in DATASETS and not Path(source).exists():
-        return load_dataset(source)
-    if not Path(source).exists():
-        raise DataError(f"no such file or built-in dataset '{source}'; built-in: "
-                        f"{', '.join(DATASETS)} (surveylm datasets)")  # fmt: skip
-    from surveylm.io.surveys import read_survey
-
-    return read_survey(source, codebook, weight=weight)
+    return load_survey_source(source, codebook, weight=weight)
 
 
 def _read_items(path: Path, labels: Path | None = None, strict: bool = False) -> ItemSet:

@@ -79,10 +79,9 @@ def side(
                 f"grouping variables are {preview(sorted(set(items.frame['group_var'])))})"
             )
         return items.subset(keep), None
-    from surveylm.datasets import DATASETS, load_dataset
-    from surveylm.io.surveys import read_survey
+    from surveylm.io.sources import load_survey_source
 
-    survey = load_dataset(dataset) if dataset in DATASETS else read_survey(dataset, codebook)
+    survey = load_survey_source(dataset, codebook)
     return build_group_items(survey, questions, by=_by(group_by), min_n=min_n), survey
 
 

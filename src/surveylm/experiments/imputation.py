@@ -243,14 +243,9 @@ def run_imputation_benchmark(
 
 # -- steps ------------------------------------------------------------------------------
 def _load(config: ImputationConfig) -> tuple[Survey, int]:
-    from surveylm.datasets import DATASETS, load_dataset
+    from surveylm.io.sources import load_survey_source
 
-    if config.dataset in DATASETS:
-        survey = load_dataset(config.dataset)
-    else:
-        from surveylm.io.surveys import read_survey
-
-        survey = read_survey(config.dataset, config.codebook)
+    survey = load_survey_source(config.dataset, config.codebook)
     survey.question(config.target)
     for col in [*config.features, *([config.group_by] if config.group_by else [])]:
         if col not in survey.questions and col not in survey.covariates:

@@ -134,13 +134,9 @@ CURVE_COLUMNS: tuple[str, ...] = ("method", "step", "epoch", "split", "loss")
 # -- data -------------------------------------------------------------------------------
 def load_survey(config: SimulationConfig) -> Survey:
     """The configured survey (a built-in dataset or a file)."""
-    from surveylm.datasets import DATASETS, load_dataset
+    from surveylm.io.sources import load_survey_source
 
-    if config.dataset in DATASETS:
-        return load_dataset(config.dataset)
-    from surveylm.io.surveys import read_survey
-
-    return read_survey(config.dataset, config.codebook)
+    return load_survey_source(config.dataset, config.codebook)
 
 
 def group_items(survey: Survey, config: SimulationConfig) -> ItemSet:
