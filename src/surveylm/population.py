@@ -429,20 +429,25 @@ def coverage(
     return pd.concat(rows, ignore_index=True)
 
 
-def summarise_coverage(reps: pd.DataFrame) -> pd.DataFrame:
-    """Per option: coverage rate (with its Monte Carlo standard error), mean interval
-    width, bias and RMSE of the pooled estimate against the truth."""
+def summarise_coverage(
+    reps: pd.DataFrame,
+    by: Sequence[str] = ("question", "option"),
+    count: str = "reps",
+) -> pd.DataFrame:
+    """Per ``by`` group (default: per option): coverage rate (with its Monte Carlo
+    standard error), mean interval width, bias and RMSE of the pooled estimate against the
+    truth; ``count`` names the column of how many repetitions each row pools."""
     g = reps.assign(
         width=reps["upper"] - reps["lower"],
         error=reps["estimate"] - reps["truth"],
         covered=reps["covered"].astype(float),
-    ).groupby(["question", "option"], sort=False)
+    ).groupby(list(by), sort=False)
     out = g.agg(
-        reps=("covered", "size"),
+        **{count: ("covered", "size")},
         coverage=("covered", "mean"),
         mean_width=("width", "mean"),
         bias=("error", "mean"),
         rmse=("error", lambda e: float(np.sqrt(np.mean(np.square(e))))),
     ).reset_index()
-    out["coverage_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["reps"])
+    out["coverage_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out[count])
     return out

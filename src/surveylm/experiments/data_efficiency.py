@@ -28,6 +28,7 @@ from surveylm.experiments.simulation import (
 )
 from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
 from surveylm.io.atomic import write_table
+from surveylm.metrics.bootstrap import bootstrap_means
 from surveylm.models import make_run_model
 from surveylm.models.base import derive_seed
 from surveylm.progress import progress_bar
@@ -111,15 +112,17 @@ def _bootstrap_bands(
     per_item: pd.DataFrame, metric: str, n_boot: int, seed: int, level: float = 0.95
 ) -> pd.DataFrame:
     """Percentile bootstrap over items of the mean error (items' errors averaged over
-    subsamples first): ``method, fraction, band_low, band_high``."""
+    subsamples first): ``method, fraction, band_low, band_high``; one generator from
+    ``seed`` draws every method × fraction's resamples in turn."""
     rng = np.random.default_rng(seed)
     rows = []
     item_means = per_item.groupby(["model", "fraction", "item_id"], sort=False)[metric].mean()
     for (method, fraction), values in item_means.groupby(level=[0, 1], sort=False):
-        v = values.to_numpy(dtype=float)
-        boot = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
-        lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-        rows.append({"method": method, "fraction": fraction, "band_low": lo, "band_high": hi})
+        v = values.to_numpy(dtype=float)[:, None]
+        _, lo, hi, _ = bootstrap_means(v, np.ones(len(v)), rng, n_boot, level)
+        rows.append(
+            {"method": method, "fraction": fraction, "band_low": lo[0], "band_high": hi[0]}
+        )
     return pd.DataFrame(rows)
 
 

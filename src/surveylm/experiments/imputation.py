@@ -48,7 +48,7 @@ from surveylm.metrics.registry import names as metric_names
 from surveylm.missingness import MCARConfig, apply_missingness
 from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions, derive_seed
-from surveylm.population import multiple_imputation_shares
+from surveylm.population import multiple_imputation_shares, summarise_coverage
 from surveylm.progress import progress_bar
 from surveylm.splits import kfold_respondents
 from surveylm.survey import Survey
@@ -414,20 +414,7 @@ def _concat(parts: list[Predictions], name: str) -> Predictions:
 
 def _coverage(population: pd.DataFrame) -> pd.DataFrame:
     full = population[population["group"].isna()]
-    g = full.assign(
-        width=full["upper"] - full["lower"],
-        error=full["estimate"] - full["truth"],
-        covered=full["covered"].astype(float),
-    ).groupby(["scenario", "method", "option"], sort=False)
-    out = g.agg(
-        draws=("covered", "size"),
-        coverage=("covered", "mean"),
-        mean_width=("width", "mean"),
-        bias=("error", "mean"),
-        rmse=("error", lambda e: float(np.sqrt(np.mean(np.square(e))))),
-    ).reset_index()
-    out["coverage_se"] = np.sqrt(out["coverage"] * (1 - out["coverage"]) / out["draws"])
-    return out
+    return summarise_coverage(full, by=("scenario", "method", "option"), count="draws")
 
 
 def _summary(

@@ -253,8 +253,7 @@ def fit_method(
 
 def predict_named(model: Any, items: ItemSet, name: str) -> Predictions:
     """Predictions renamed to the method's display name."""
-    pred = model.predict(items)
-    return Predictions(pred.item_ids, pred.distributions, name, pred.format_mass)
+    return model.predict(items).renamed(name)
 
 
 # -- diversity and robustness -----------------------------------------------------------

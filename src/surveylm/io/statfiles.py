@@ -8,6 +8,7 @@ pyreadstat.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -84,6 +85,17 @@ def in_ranges(values: pd.Series, ranges: list[tuple[Any, Any]]) -> np.ndarray:
     return mask
 
 
+def answer_label(value: Any, labels: Mapping[str, str], missing: set[str]) -> str | None:
+    """A raw answer's option label: its label in ``labels`` (keyed by
+    :func:`~surveylm.codebook.value_key`), else the value itself
+    (:func:`~surveylm.codebook.option_label`); ``None`` when the value's key or its label's
+    is among the ``missing`` keys. The answers of a column and the options from its value
+    labels both come from here, so they agree."""
+    key = value_key(value)
+    label = labels.get(key, option_label(value))
+    return None if key in missing or value_key(label) in missing else label
+
+
 def options_from_value_labels(
     raw: pd.Series, labels: dict[Any, str], keys: set[str], meta: FileMeta, qid: str
 ) -> tuple[list[str], tuple[float, ...] | None]:
@@ -95,10 +107,11 @@ def options_from_value_labels(
     else:  # labelled SPSS string variable: label order, then unlabelled values
         all_codes = list(dict.fromkeys([*labels, *sorted(str(v) for v in raw.dropna().unique())]))
     user_missing = meta.user_missing.get(qid, [])
+    keyed = {value_key(k): v for k, v in labels.items()}
     by_code: dict[Any, str] = {}
     for code in all_codes:
-        label = labels.get(code, option_label(code))
-        if value_key(code) in keys or value_key(label) in keys:
+        label = answer_label(code, keyed, keys)
+        if label is None:
             continue
         if user_missing and in_ranges(pd.Series([code]), user_missing)[0]:
             continue

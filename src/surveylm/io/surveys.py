@@ -52,6 +52,7 @@ from surveylm.codebook import (
 from surveylm.errors import CodebookError, DataError, FileFormatError, preview, where
 from surveylm.io.statfiles import (
     FileMeta,
+    answer_label,
     apply_user_missing,
     options_from_value_labels,
     read_stat_file,
@@ -298,9 +299,8 @@ def _question(
     raw = col.astype(object)
     mapping: dict[Any, Any] = {}
     for v in pd.unique(raw[raw.notna()]):
-        k = value_key(v)
-        label = codes.get(k, option_label(v))
-        mapping[v] = np.nan if k in keys or value_key(label) in keys else label
+        label = answer_label(v, codes, keys)
+        mapping[v] = np.nan if label is None else label
     labels = raw.map(mapping) if mapping else pd.Series(np.nan, index=col.index, dtype=object)
 
     ordinal = None

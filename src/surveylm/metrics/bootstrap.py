@@ -13,11 +13,14 @@ from collections.abc import Iterator
 import numpy as np
 
 
-def count_chunks(n: int, n_boot: int, seed: np.random.SeedSequence) -> Iterator[np.ndarray]:
+def count_chunks(
+    n: int, n_boot: int, seed: np.random.SeedSequence | np.random.Generator
+) -> Iterator[np.ndarray]:
     """Bootstrap resamples of ``n`` units as multiplicity counts, ``(chunk, n)`` at a time.
 
-    A fresh generator from ``seed`` each call, so every model sees the same resamples
-    (a paired bootstrap); the chunk size depends on ``n`` only.
+    A fresh generator from a ``SeedSequence`` each call, so every model sees the same
+    resamples (a paired bootstrap); a ``Generator`` is drawn from where it stands (one
+    stream over several calls). The chunk size depends on ``n`` only.
     """
     rng = np.random.default_rng(seed)
     chunk = max(1, min(n_boot, 4_000_000 // max(n, 1)))
@@ -32,7 +35,7 @@ def count_chunks(n: int, n_boot: int, seed: np.random.SeedSequence) -> Iterator[
 def bootstrap_means(
     v: np.ndarray,
     w: np.ndarray,
-    seed: np.random.SeedSequence,
+    seed: np.random.SeedSequence | np.random.Generator,
     n_boot: int,
     ci: float,
     clusters: np.ndarray | None = None,

@@ -105,6 +105,12 @@ class Predictions:
             dict(self.extra),
         )
 
+    def renamed(self, model: str, **extra: Any) -> Predictions:
+        """The same predictions under another model name (a method's display name), with
+        ``extra`` added to :attr:`extra`."""
+        return Predictions(self.item_ids, list(self.distributions), model, self.format_mass,
+                           {**self.extra, **extra})  # fmt: skip
+
     def to_frame(self) -> pd.DataFrame:
         """Long table: one row per item with the distribution as a list."""
         return pd.DataFrame({

@@ -165,14 +165,7 @@ class DSAModel(AnswerModel):
         """The fine-tuned backend's predictions (model name ``"dsa"``)."""
         self._check_fitted()
         pred = self.backend_.predict(items)
-        extra = {**pred.extra, "stage2_improved": self.stage2_improved_}
-        return Predictions(
-            pred.item_ids,
-            [np.asarray(d) for d in pred.distributions],
-            self.name,
-            pred.format_mass,
-            extra,
-        )
+        return pred.renamed(self.name, stage2_improved=self.stage2_improved_)
 
     def save(self, directory: str | Path) -> Path:
         """The backend in ``backend/`` and the DSA settings in ``model.json`` (last, atomic)."""
