@@ -40,9 +40,14 @@ SURVEYS = {
                                              "q0035"]),
 }  # fmt: skip
 
-#: Encoder variants: constructor overrides of the packaged defaults.
+#: Encoder variants: constructor overrides of the packaged defaults; the key
+#: ``table_scale`` sets :data:`surveylm.models.option_head.TABLE_SCALE` instead (0 = the
+#: head without its (line, option) indicator table).
 VARIANTS: dict[str, dict] = {
     "default": {},
+    "no-table": {"table_scale": 0.0},
+    "table-scale-3": {"table_scale": 3.0},
+    "table-scale-30": {"table_scale": 30.0},
     "no-bins": {"numeric_bins": 0},
     "hidden-64": {"hidden": 64},
     "hidden-256": {"hidden": 256},
@@ -70,7 +75,7 @@ def main() -> None:
     from surveylm.datasets import load_dataset
     from surveylm.items import build_respondent_items
     from surveylm.metrics.respondent import accuracy, log_loss
-    from surveylm.models import make_model
+    from surveylm.models import make_model, option_head
     from surveylm.splits import kfold_respondents
 
     methods: dict[str, tuple[str, dict]] = {}
@@ -79,6 +84,7 @@ def main() -> None:
         methods["logistic"] = ("logistic", {})
     for v in filter(None, args.variants.split(",")):
         methods[f"encoder {v}"] = ("encoder", VARIANTS[v])
+    default_scale = option_head.TABLE_SCALE
     rows = []
     for name in filter(None, args.datasets.split(",")):
         dataset, target, features = SURVEYS[name]
@@ -90,8 +96,10 @@ def main() -> None:
                 train = build_respondent_items(answered.subset(train_mask), target, features)
                 test = build_respondent_items(answered.subset(test_mask), target, features)
                 y = np.array([int(np.argmax(t)) for t in test.targets])
-                for label, (model_name, params) in methods.items():
+                for label, (model_name, variant) in methods.items():
+                    params = {k: v for k, v in variant.items() if k != "table_scale"}
                     model = make_model(model_name, random_state=rep, verbose=False, **params)
+                    option_head.TABLE_SCALE = variant.get("table_scale", default_scale)
                     start = time.perf_counter()
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")

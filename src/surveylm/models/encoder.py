@@ -74,6 +74,8 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel
 
+    from surveylm.models.item_texts import ItemTexts
+
 __all__ = [
     "EncoderAnswerModel",
     "EncoderOptionScorer",
@@ -452,7 +454,7 @@ class EncoderAnswerModel(AnswerModel):
         known targets; see the class docstring."""
         from transformers import set_seed
 
-        from surveylm.models.item_texts import marginal_log_prior, numeric_bin_edges
+        from surveylm.models.item_texts import item_texts, marginal_log_prior, numeric_bin_edges
 
         check_params(self)
         train = items.subset(items.has_target)
@@ -464,12 +466,14 @@ class EncoderAnswerModel(AnswerModel):
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
         self.numeric_edges_ = numeric_bin_edges(train, self.numeric_bins)
-        self.line_vocab_ = _line_vocabulary(train, self.option_template, self.numeric_edges_)
+        texts = item_texts(train, option_template=self.option_template,
+                           numeric_bins=self.numeric_edges_)  # fmt: skip
+        self.line_vocab_ = _line_vocabulary(texts)
         self.option_vocab_ = _option_vocabulary(train)
         self._build_scorer(cfg)
         many = len(train.question_ids) > 1
         drop = (0.25 if many else 0.0) if self.prior_dropout is None else self.prior_dropout
-        rows, collator = self._prepare(train, prior_fit)
+        rows, collator = self._prepare(train, prior_fit, texts=texts)
         fit_rows = _ItemRows([rows[i] for i in fit_pos], drop, cfg.seed)
         val_rows = _ItemRows([rows[i] for i in val_pos], 0.0, cfg.seed)
         with scratch_dir("surveylm-encoder-") as tmp:
@@ -528,8 +532,9 @@ class EncoderAnswerModel(AnswerModel):
         self._scorer_ = EncoderHeadScorer(head, trainable, None, pooling)
 
     def _prepare(
-        self, items: ItemSet, log_prior: Mapping[str, Any], *, training: bool = True
-    ) -> tuple[list[dict[str, Any]], Any]:
+        self, items: ItemSet, log_prior: Mapping[str, Any], *, training: bool = True,
+        texts: ItemTexts | None = None,
+    ) -> tuple[list[dict[str, Any]], Any]:  # fmt: skip
         """Rows of the head's dataset and the collator for ``items``.
 
         A frozen encoder's embeddings of the items' texts become the scorer's table
@@ -538,8 +543,9 @@ class EncoderAnswerModel(AnswerModel):
         from surveylm.models.item_texts import item_texts, option_positions
         from surveylm.models.option_head import HeadCollator
 
-        texts = item_texts(items, option_template=self.option_template,
-                           numeric_bins=getattr(self, "numeric_edges_", None))
+        if texts is None:  # ``texts``: the items' texts when the caller has them already
+            texts = item_texts(items, option_template=self.option_template,
+                               numeric_bins=getattr(self, "numeric_edges_", None))
         scorer = self._scorer_
         pad = self._tokenizer.pad_token_id or 0
         if scorer.encoder is None:
@@ -686,7 +692,8 @@ class EncoderAnswerModel(AnswerModel):
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
         scorer = self._zero_shot_scorer()
-        prompts = [self._prompt_text(items, i) for i in range(len(items))]
+        labels = feature_labels(items)
+        prompts = [self._prompt_text(items, i, labels) for i in range(len(items))]
         table = list(dict.fromkeys(prompts))
         qids = items.frame["question_id"].to_numpy()
         options = {q: self._option_texts(items, q) for q in items.question_ids}
@@ -706,12 +713,15 @@ class EncoderAnswerModel(AnswerModel):
                 dists[j] = row / row.sum()
         return Predictions(items.item_ids, dists, self.name, extra={"train": "zero-shot"})
 
-    def _prompt_text(self, items: ItemSet, i: int) -> str:
+    def _prompt_text(
+        self, items: ItemSet, i: int, labels: Mapping[str, str] | None = None
+    ) -> str:
         row = items.frame.iloc[i]
         fmt = default_format(row["kind"]) if self.prompt_format is None else self.prompt_format
         return render_prompt(
             items.item_question(i), row["context"], encoder_prompt_format(fmt),
-            questions=items.questions, labels=feature_labels(items),
+            questions=items.questions,
+            labels=feature_labels(items) if labels is None else labels,
         ).strip()  # fmt: skip
 
     def _option_texts(self, items: ItemSet, qid: str) -> list[str]:
@@ -811,20 +821,16 @@ class EncoderAnswerModel(AnswerModel):
         return model
 
 
-#: A context line gets a free vector in the head (:class:`OptionHead`'s ``v_l``) when at
-#: least this many training items carry it: rarer lines (a respondent's own value of a
-#: continuous covariate) would only memorise their items.
+#: A context line gets a row of the head's indicator table (:class:`OptionHead`'s ``T``)
+#: when at least this many training items carry it: rarer lines (a respondent's own value
+#: of an unbinned continuous covariate) would only memorise their items (the minimum
+#: leaf size of a tree model plays the same part). Not tuned: set once, never measured.
 MIN_LINE_COUNT = 5
 
 
-def _line_vocabulary(
-    items: ItemSet, option_template: str, numeric_bins: Mapping[str, Any]
-) -> dict[str, int]:
-    """Training lines carried by at least :data:`MIN_LINE_COUNT` items → vocabulary row
+def _line_vocabulary(texts: ItemTexts) -> dict[str, int]:
+    """Training lines carried by at least :data:`MIN_LINE_COUNT` items → table row
     (1-based; 0 is an unknown line), in first-seen order."""
-    from surveylm.models.item_texts import item_texts
-
-    texts = item_texts(items, option_template=option_template, numeric_bins=numeric_bins)
     counts = np.bincount([t for row in texts.lines for t in row], minlength=len(texts.table))
     kept = [text for t, text in enumerate(texts.table.texts) if counts[t] >= MIN_LINE_COUNT]
     return {text: i + 1 for i, text in enumerate(kept)}

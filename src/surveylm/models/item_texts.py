@@ -115,7 +115,7 @@ def numeric_bin_edges(items: ItemSet, n_bins: int) -> dict[str, list[float]]:
 
 
 def binned_value(value: float, edges: Sequence[float]) -> str:
-    """The bin of ``value`` as text: ``"under 30"``, ``"30 to 45"``, ``"45 or more"``."""
+    """The bin of ``value`` as text: ``"under 30"``, ``"30 to under 45"``, ``"45 or more"``."""
     j = int(np.searchsorted(edges, value, side="right"))
     if j == 0:
         return f"under {_number(edges[0])}"
