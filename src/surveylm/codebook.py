@@ -233,13 +233,14 @@ class Codebook(BaseModel):
             )
             for q in questions
         }
+        labels = covariate_labels or {}
         return cls(
             name=name,
             id_column=id_column,
             weight=weight,
             missing=list(DEFAULT_MISSING_VALUES if missing is None else missing),
             questions=specs,
-            covariates={c: {"label": (covariate_labels or {}).get(c)} for c in covariates},
+            covariates={c: CovariateSpec(label=labels.get(c)) for c in covariates},
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -244,7 +244,9 @@ def option_orders(
     raise ConfigError(f"unknown permutation scheme '{scheme}': expected 'cyclic' or 'random'")
 
 
-def option_labels(question: Question, fmt: str | PromptFormat, order: Sequence[int]) -> list[str]:
+def option_labels(
+    question: Question, fmt: str | PromptFormat, order: Sequence[int] | np.ndarray
+) -> list[str]:
     """What the answer token is read off, for the option shown at each position: the
     letters ``A``, ``B``, ... or (``labels="options"``) the options' own texts."""
     fmt = get_format(fmt)
@@ -261,7 +263,9 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def _options_text(fmt: PromptFormat, options: Sequence[str], order: Sequence[int]) -> str:
+def _options_text(
+    fmt: PromptFormat, options: Sequence[str], order: Sequence[int] | np.ndarray
+) -> str:
     letters = option_letters(len(options))
     return fmt.option_joiner.join(
         fmt.option_line.format(letter=letters[j], option=options[i]) for j, i in enumerate(order)
@@ -340,10 +344,10 @@ def render_prompt(
         )
     entries = [context_entry(fmt, key, v, questions or {}, labels)
                for key, v in (context or {}).items()]  # fmt: skip
-    labels = [lab for lab, _ in entries]
+    shown = [lab for lab, _ in entries]
     text = fmt.template.format(
         context=_join(fmt, [e for _, e in entries]),
-        attributes=" and ".join(labels) if labels else "background",
+        attributes=" and ".join(shown) if shown else "background",
         question=question.text,
         options=_options_text(fmt, question.options, order),
     )

@@ -157,7 +157,7 @@ def _file(data_dir: str | os.PathLike[str] | None, *parts: str) -> Path:
 
 def _read_csv(path: Path, **kwargs: object) -> pd.DataFrame:
     try:
-        return pd.read_csv(path, **kwargs)  # type: ignore[call-overload]
+        return pd.read_csv(path, **kwargs)
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise FileFormatError(f"{where(file=path)}not a readable CSV file ({exc})") from None
 
@@ -215,8 +215,8 @@ def load_masculinity(
     for qid, label, text, options, ordinal in _MASC:
         col = raw[qid].map(_fix_apostrophes).to_numpy(dtype=object)
         no_answer = np.isin(col, [NO_ANSWER, _MASC_NO_ANSWER.get(qid, NO_ANSWER)])
-        col = np.where(no_answer, NO_ANSWER if keep_no_answer else None, col)
-        col = np.where((col == "NA") | (col == ""), None, col)
+        col[no_answer] = NO_ANSWER if keep_no_answer else None  # col: a fresh object array
+        col[(col == "NA") | (col == "")] = None
         if options is None:
             options = tuple(sorted({v for v in col if v is not None and v != NO_ANSWER}))
         data[qid] = col
@@ -334,7 +334,8 @@ def parse_nonvoters_codebook(
     lines = [ln.replace("\u200b", "").strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln]
     stop = next((i for i, ln in enumerate(lines) if ln.startswith("VOTER_CATEGORY")), len(lines))
-    blocks, cur = [], None
+    blocks: list[list[str]] = []
+    cur: list[str] | None = None
     for ln in lines[:stop]:
         if ln.startswith("BASE:"):
             cur = []
@@ -420,7 +421,8 @@ def load_nonvoters(
     for number, (text, rows, options, multi) in sorted(codebook.items()):
         if number == 1 or multi:
             continue
-        items = [(f"Q{number}_{i + 1}", f"{text} {row}", row) for i, row in enumerate(rows)]
+        items: list[tuple[str, str, str | None]] = [
+            (f"Q{number}_{i + 1}", f"{text} {row}", row) for i, row in enumerate(rows)]
         for qid, qtext, label in items or [(f"Q{number}", text, _NV_LABELS.get(f"Q{number}"))]:
             _require(raw, [qid], path)
             codes = pd.to_numeric(raw[qid], errors="coerce").to_numpy()
@@ -443,10 +445,10 @@ def load_nonvoters(
     data["ppage"] = age.to_numpy()
     age_group = pd.cut(age, [0, 34, 49, 64, np.inf], labels=list(_NV_DEMOGRAPHICS[0][3]))
     data["age_group"] = age_group.astype(object).to_numpy()
-    for qid, label, text, options, ordinal in _NV_DEMOGRAPHICS:
+    for qid, label, text, labels, ordinal in _NV_DEMOGRAPHICS:
         if qid != "age_group":
             data[qid] = raw[qid].astype(object).to_numpy()
-        q = _question(qid, label, text, options, ordinal, NONVOTERS, keep_no_answer=False)
+        q = _question(qid, label, text, labels, ordinal, NONVOTERS, keep_no_answer=False)
         questions.append(q)
     weights = pd.to_numeric(raw["weight"], errors="coerce").to_numpy()
     return Survey(data, questions, weights, name=NONVOTERS, covariates=["ppage"],
