@@ -129,3 +129,46 @@ def test_resume_refuses_another_config(demo_yaml, clean_run, tmp_path):
     other.write_text(baseline_demo_config(seed=6).to_yaml())
     result = surveylm("demo", "--config", other, "-o", clean_run, "--resume")
     assert result.returncode == 1 and "another config" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def respondent_items_file(tmp_path_factory) -> Path:
+    from surveylm.items import build_respondent_items
+
+    survey = load_dataset("anes1996")
+    items = build_respondent_items(survey, "vote", ["PID", "selfLR", "educ", "age", "income"])
+    path = tmp_path_factory.mktemp("fault_fit") / "respondents.parquet"
+    items.subset(np.arange(200)).to_parquet(path)
+    return path
+
+
+def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_file, tmp_path):
+    """kill -9 right after the epoch-10 checkpoint of ``fit --model encoder``: no model
+    folder, a plain rerun refuses to drop the checkpoints, ``--resume`` with other
+    parameters is refused, and ``--resume`` ends with exactly the model of an
+    uninterrupted fit (whose best state comes before the kill's step and whose early
+    stop after it). The checkpoints are gone afterwards."""
+    from surveylm.models.encoder import EncoderAnswerModel
+    from surveylm.training.resume import checkpoints_for
+
+    model = tmp_path / "encoder"
+    fit = ["fit", respondent_items_file, "--model", "encoder", "-o", model]
+    killed = surveylm(*fit, kill_at="checkpoint-saved:30")  # 3 steps an epoch
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not model.exists() and (checkpoints_for(model) / "checkpoint-30").is_dir()
+    refused = surveylm(*fit)
+    assert refused.returncode == 1 and "--resume" in refused.stderr, refused.stderr
+    other = surveylm(*fit, "--resume", "--param", "hidden=64")
+    assert other.returncode == 1 and "other parameters" in other.stderr, other.stderr
+    resumed = surveylm(*fit, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not checkpoints_for(model).exists() and temporaries(tmp_path) == []
+    items = ItemSet.read_parquet(respondent_items_file)
+    clean = EncoderAnswerModel(verbose=False).fit(items)  # in-process, no checkpoints
+    got = AnswerModel.load(model)
+    assert got.output_dir is None  # the checkpoint folder is not a saved parameter
+    assert got.validation_["best_step"] == clean.validation_["best_step"] < 30
+    a, b = got.predict(items).distributions, clean.predict(items).distributions
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    finished = surveylm(*fit, "--resume")
+    assert finished.returncode == 1 and "finished model" in finished.stderr, finished.stderr

@@ -107,6 +107,48 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(tmp_path: Path) -> 
     assert out.losses[-1] == pytest.approx(out_full.losses[-1], rel=1e-6)
 
 
+class _CrashInSave(TrainerCallback):
+    """A crash while the checkpoint of step ``at`` is saved (before it is marked complete)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.at:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def test_resume_with_validation_restores_the_early_stopping_state(tmp_path: Path) -> None:
+    """The best state, its loss and step, and the patience count live in memory during a
+    fit; a resumed validating run reads them back from the checkpoint and ends exactly
+    where the uninterrupted one does, even when the best state came before the crash; a
+    checkpoint the crash left half-saved is never resumed from."""
+    from surveylm.training.checkpoints import MARKER, last_checkpoint
+
+    cfg = _config(epochs=8, learning_rate=0.3, early_stopping_patience=2, save_total_limit=2)
+    val = ToyData(16)
+    full = ToyScorer()
+    ref = train_option_model(full, ToyData(), collate, cfg, tmp_path / "full", eval_dataset=val)
+    assert ref.best_step is not None and ref.best_step < ref.global_step  # stopped early
+    cut = tmp_path / "cut"
+    # killed saving the second checkpoint (one each epoch: 6 steps) after the best one
+    crash_at = 6 * (ref.best_step // 6 + 2)
+    assert crash_at < ref.global_step
+    with pytest.raises(KeyboardInterrupt):
+        train_option_model(ToyScorer(), ToyData(), collate, cfg, cut, eval_dataset=val,
+                           callbacks=[_CrashInSave(crash_at)])  # fmt: skip
+    assert not (cut / f"checkpoint-{crash_at}" / MARKER).exists()  # half-saved
+    assert last_checkpoint(cut) == cut / f"checkpoint-{crash_at - 6}"
+    assert crash_at - 6 > ref.best_step
+    resumed = ToyScorer()
+    out = train_option_model(resumed, ToyData(), collate, cfg, cut, eval_dataset=val,
+                             resume_from_checkpoint=True)  # fmt: skip
+    assert (out.global_step, out.best_step) == (ref.global_step, ref.best_step)
+    assert out.best_validation_loss == ref.best_validation_loss
+    assert out.initial_validation_loss == ref.initial_validation_loss
+    torch.testing.assert_close(resumed.lin.weight, full.lin.weight, rtol=0, atol=0)
+
+
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no checkpoint"):
         train_option_model(

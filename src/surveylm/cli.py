@@ -126,6 +126,8 @@ def _floor_note(items: ItemSet, path: Path) -> str | None:
 
 
 _OVERWRITE = typer.Option("--overwrite", help="Replace an existing output folder whole.")
+_RESUME_FIT = typer.Option("--resume", help="Continue a killed fit (encoder, causal-lm) "
+                           "from its last checkpoint, with the same command.")  # fmt: skip
 _WEIGHT = typer.Option("--weight", help="Survey file's weight column (else the codebook's; "
                        "none: every weight is 1).")
 _LABELS = typer.Option("--labels", help="Label table (YAML/JSON) for a file's attributes/groups.")
@@ -439,20 +441,23 @@ def fit_cmd(
     labels: Annotated[Path | None, _LABELS] = None,
     strict: Annotated[bool, _STRICT] = False,
     overwrite: Annotated[bool, _OVERWRITE] = False,
+    resume: Annotated[bool, _RESUME_FIT] = False,
 ) -> None:
     """Fit a model on items or a distribution file and save it (the folder is replaced
-    whole: a crash leaves the old model or the new one)."""
+    whole: a crash leaves the old model or the new one). Language models save a training
+    checkpoint each epoch beside the folder, so a killed fit continues with --resume."""
     with _friendly_errors():
+        from surveylm.errors import ConfigError
         from surveylm.io.output_paths import check_folder_output
+        from surveylm.training.resume import fit_and_save
 
-        check_folder_output(output, "model folder", marker="model.json", overwrite=overwrite)
-        from surveylm.fingerprint import items_fingerprint
-
+        if overwrite and resume:
+            raise ConfigError("give --overwrite (start again) or --resume (continue), not both")
+        check_folder_output(output, "model folder", marker="model.json",
+                            overwrite=overwrite, resume=resume)  # fmt: skip
         m = _build_model(model, model_name, param)
         train = _read_items(items, labels, strict)
-        m.fit(train)
-        m.training_items_ = items_fingerprint(train)  # evaluate warns on in-sample scoring
-        m.save(output)
+        fit_and_save(m, train, output, resume=resume, overwrite=overwrite)
         typer.echo(f"fitted {model} on {len(train)} items; saved to {output}")
 
 

@@ -7,7 +7,9 @@ power cut. The points:
 * ``folder-written:<folder name>``: a folder written whole is complete in its temporary
   sibling, not yet swapped in (:func:`surveylm.io.atomic.atomic_dir`);
 * ``stage-start:<stage>`` / ``stage-done:<stage>``: a run's stage begins / has just
-  been recorded as done (:class:`surveylm.experiments.run_folder.RunRecord`).
+  been recorded as done (:class:`surveylm.experiments.run_folder.RunRecord`);
+* ``checkpoint-saved:<step>``: a fit's training checkpoint of that optimiser step is
+  complete (:class:`surveylm.training.checkpoints.CheckpointMarker`).
 
 Without the variable :func:`checkpoint` does nothing. ``tests/test_fault_injection.py``
 runs commands in subprocesses with it set.

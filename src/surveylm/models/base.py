@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -229,6 +229,45 @@ class AnswerModel(ABC):
     def _seed(self) -> int:
         """``random_state`` as an int seed (fresh entropy when it is ``None``)."""
         return resolve_seed(self.random_state)
+
+    # -- fits that a kill does not lose ------------------------------------------------
+    #: Whether :meth:`fit_resumable` can continue a killed fit: models trained in
+    #: optimiser steps through :func:`surveylm.training.trainer.train_option_model`
+    #: (which then implement ``fit(items, *, resume_from_checkpoint=...)`` and
+    #: :meth:`_checkpointing` on their training settings).
+    resumable: ClassVar[bool] = False
+    _save_checkpoints: bool = False
+
+    def fit_resumable(
+        self, items: ItemSet, checkpoint_dir: str | Path, resume: bool = False
+    ) -> AnswerModel:
+        """:meth:`fit`, saving a training checkpoint into ``checkpoint_dir`` each epoch;
+        with ``resume``, continue from the latest complete one there instead of starting
+        again. The resumed fit ends with the same parameters as an uninterrupted one (the
+        weights, optimiser, scheduler, RNG and early-stopping states are restored).
+
+        Raises:
+            ModelError: the model does not train in steps (``resumable`` is false).
+            ConfigError: ``resume`` and no complete checkpoint in ``checkpoint_dir``.
+        """
+        if not self.resumable:
+            raise ModelError(f"model '{self.name}' is fitted in one pass, without training "
+                             "checkpoints: nothing to resume; fit it again")  # fmt: skip
+        stepped = cast(Any, self)  # output_dir and fit's resume argument are theirs
+        previous = stepped.output_dir
+        stepped.output_dir, self._save_checkpoints = str(checkpoint_dir), True
+        try:
+            resumed = True if resume else None
+            return cast(AnswerModel, stepped.fit(items, resume_from_checkpoint=resumed))
+        finally:
+            stepped.output_dir, self._save_checkpoints = previous, False
+
+    def _checkpointing(self, config: Any) -> Any:
+        """``config`` (a ``FineTuneConfig``) saving every epoch, two checkpoints kept,
+        while :meth:`fit_resumable` runs; unchanged otherwise."""
+        if self._save_checkpoints:
+            return config.model_copy(update={"save_every_epoch": True, "save_total_limit": 2})
+        return config
 
     # -- scikit-learn style parameters -------------------------------------------------
     @classmethod

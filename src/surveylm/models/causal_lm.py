@@ -102,6 +102,7 @@ class CausalLMAnswerModel(AnswerModel):
     """
 
     name: ClassVar[str] = "causal-lm"
+    resumable: ClassVar[bool] = True
     # Declared for the type checker only (no class-level values: getattr defaults apply).
     _in_memory: bool  # built by from_model(): nothing to (re)load
     option_offsets_: dict[str, np.ndarray]
@@ -311,7 +312,7 @@ class CausalLMAnswerModel(AnswerModel):
         if self.zero_shot:
             self.trained_, self.history_ = None, []
             return self
-        cfg = parse_config(self.fine_tune)
+        cfg = self._checkpointing(parse_config(self.fine_tune))
         if not (isinstance(self.fine_tune, Mapping) and "seed" in self.fine_tune):
             cfg = cfg.model_copy(update={"seed": self._seed()})
         set_seed(cfg.seed)  # adapter initialisation

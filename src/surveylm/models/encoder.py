@@ -330,6 +330,7 @@ class EncoderAnswerModel(AnswerModel):
     """
 
     name: ClassVar[str] = "encoder"
+    resumable: ClassVar[bool] = True
     param_rules: ClassVar[dict[str, Rule]] = {
         "hidden": Rule(1, integer=True), "dropout": Rule(0.0, below=1.0),
         "prior_dropout": Rule(0.0, below=1.0, optional=True),
@@ -449,9 +450,17 @@ class EncoderAnswerModel(AnswerModel):
         return out
 
     # -- fit -------------------------------------------------------------------------
-    def fit(self, items: ItemSet) -> EncoderAnswerModel:
+    def fit(
+        self, items: ItemSet, *, resume_from_checkpoint: str | bool | None = None
+    ) -> EncoderAnswerModel:
         """Train the head (and, unless ``train="head"``, the encoder) on the items with
-        known targets; see the class docstring."""
+        known targets; see the class docstring.
+
+        Args:
+            items: Training items (items without a target are skipped).
+            resume_from_checkpoint: A checkpoint folder, or ``True`` for the latest one in
+                ``output_dir`` (see :meth:`~surveylm.models.base.AnswerModel.fit_resumable`).
+        """
         from transformers import set_seed
 
         from surveylm.models.item_texts import item_texts, marginal_log_prior, numeric_bin_edges
@@ -460,7 +469,9 @@ class EncoderAnswerModel(AnswerModel):
         train = items.subset(items.has_target)
         if len(train) == 0:
             raise ModelError("no items with a known target to fine-tune on")
-        cfg = self.fine_tune_config()
+        if resume_from_checkpoint and self.output_dir is None:
+            raise ModelError("resume_from_checkpoint needs output_dir (where checkpoints are)")
+        cfg = self._checkpointing(self.fine_tune_config())
         set_seed(cfg.seed)
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         fit_part = train.subset(fit_pos)
@@ -474,8 +485,8 @@ class EncoderAnswerModel(AnswerModel):
         many = len(train.question_ids) > 1
         drop = (0.25 if many else 0.0) if self.prior_dropout is None else self.prior_dropout
         rows, collator = self._prepare(train, prior_fit, texts=texts)
-        fit_rows = _ItemRows([rows[i] for i in fit_pos], drop, cfg.seed)
-        val_rows = _ItemRows([rows[i] for i in val_pos], 0.0, cfg.seed)
+        fit_rows = _ItemRows([rows[i] for i in fit_pos], drop)
+        val_rows = _ItemRows([rows[i] for i in val_pos], 0.0)
         with scratch_dir("surveylm-encoder-") as tmp:
             overrides: dict[str, Any] = {"disable_tqdm": not self.verbose}
             if self.device == "cpu":
@@ -483,7 +494,8 @@ class EncoderAnswerModel(AnswerModel):
             self._scorer_.train()
             out = train_option_model(
                 self._scorer_, fit_rows, collator, cfg, self.output_dir or tmp,
-                eval_dataset=val_rows if len(val_rows) else None, **overrides,
+                eval_dataset=val_rows if len(val_rows) else None,
+                resume_from_checkpoint=resume_from_checkpoint, **overrides,
             )  # fmt: skip
         self._scorer_.eval()
         self.train_output_ = out
@@ -585,7 +597,7 @@ class EncoderAnswerModel(AnswerModel):
         dataset of ``items`` and its collator. Call :meth:`end_training` afterwards."""
         self._check_fitted()
         rows, collator = self._prepare(items, self.log_prior_)
-        return TrainingParts(self._scorer_, self._scorer_.encoder, _ItemRows(rows, 0.0, 0),
+        return TrainingParts(self._scorer_, self._scorer_.encoder, _ItemRows(rows, 0.0),
                              collator, int(self.validation_.get("seed", 0)))  # fmt: skip
 
     def end_training(self, trained_names: list[str] | None = None) -> None:
@@ -878,20 +890,23 @@ def _calibrated_prior(
 
 
 class _ItemRows(torch.utils.data.Dataset):
-    """Head rows; while training, an item's prior is hidden with ``prior_dropout``
-    (seeded, so the same fit draws the same items)."""
+    """Head rows; while training, an item's prior is hidden with ``prior_dropout``.
 
-    def __init__(self, rows: list[dict[str, Any]], prior_dropout: float, seed: int) -> None:
+    The draws come from torch's global generator, which the fit seeds and which a
+    resumed ``Trainer`` restores from its checkpoint, so the same fit (resumed or not)
+    hides the same priors.
+    """
+
+    def __init__(self, rows: list[dict[str, Any]], prior_dropout: float) -> None:
         self.rows = rows
         self.prior_dropout = prior_dropout
-        self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
-        if self.prior_dropout > 0 and self.rng.random() < self.prior_dropout:
+        if self.prior_dropout > 0 and float(torch.rand(())) < self.prior_dropout:
             row = {**row, "log_prior": np.zeros_like(row["log_prior"])}
         return row
 

@@ -13,6 +13,7 @@ cross-entropy of the GLES study (Holtdirk et al. 2025).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Sequence
@@ -25,6 +26,7 @@ from torch import nn
 from transformers import PreTrainedModel, PrinterCallback, Trainer, TrainerCallback
 
 from surveylm.errors import ConfigError, ModelError
+from surveylm.training.checkpoints import CheckpointMarker, last_checkpoint
 from surveylm.training.config import FineTuneConfig, parse_config
 from surveylm.training.losses import get_loss
 
@@ -242,8 +244,10 @@ def train_option_model(
     if len(train_dataset) == 0:  # type: ignore[arg-type]
         raise ModelError("no training items: every item needs a known target to fine-tune on")
     output_dir = Path(output_dir)
-    if resume_from_checkpoint is True and not any(output_dir.glob("checkpoint-*")):
-        raise ConfigError(f"file '{output_dir}': no checkpoint to resume from")
+    if resume_from_checkpoint is True:  # the latest *complete* one (a kill mid-save)
+        resume_from_checkpoint = str(last_checkpoint(output_dir) or "")
+        if not resume_from_checkpoint:
+            raise ConfigError(f"file '{output_dir}': no checkpoint to resume from")
     validating = eval_dataset is not None and len(eval_dataset) > 0  # type: ignore[arg-type]
     if validating:
         per_epoch = _steps_per_epoch(len(train_dataset), config)  # type: ignore[arg-type]
@@ -263,7 +267,8 @@ def train_option_model(
         data_collator=data_collator,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset if validating else None,
-        callbacks=list(callbacks or []) + ([best] if best is not None else []),
+        callbacks=[*(callbacks or []), *([best] if best is not None else []),
+                   CheckpointMarker()],  # the marker last: written after the others' state
         loss=config.loss,
         **(trainer_kwargs or {}),
     )
@@ -273,9 +278,11 @@ def train_option_model(
         trainer.remove_callback(PrinterCallback)
     start_step = _StartStep()
     trainer.add_callback(start_step)
-    initial = None
-    if validating and not resume_from_checkpoint:  # the start (for a head: the marginal)
-        initial = float(trainer.evaluate()["eval_loss"])
+    if best is not None and resume_from_checkpoint:
+        best.load(resume_from_checkpoint)
+    elif best is not None:  # the start (for a head: the marginal)
+        best.initial_loss = float(trainer.evaluate()["eval_loss"])
+    initial = None if best is None else best.initial_loss
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
     seconds = time.perf_counter() - start
@@ -310,9 +317,11 @@ class BestStateCallback(TrainerCallback):
     """Keep the trainable parameters of the best validation evaluation in memory, stop
     after ``patience`` evaluations without improvement, and restore the best at the end.
 
-    Only public ``TrainerCallback`` hooks are used; nothing is written to disk, so a
-    small head trains without checkpoint I/O. An evaluation before training counts, so
-    the restored state is never worse on validation than the starting one.
+    Only public ``TrainerCallback`` hooks are used. The state lives in memory, so a
+    small head trains without checkpoint I/O; when the run saves checkpoints, it is
+    written beside each (:meth:`on_save`) and read back on resume (:meth:`load`). An
+    evaluation before training counts, so the restored state is never worse on
+    validation than the starting one.
     """
 
     def __init__(self, patience: int | None = 3, min_delta: float = 1e-6) -> None:
@@ -320,6 +329,8 @@ class BestStateCallback(TrainerCallback):
         self.min_delta = min_delta
         self.best_loss: float | None = None
         self.best_step: int | None = None
+        #: The validation loss before training (kept with the state, for resuming).
+        self.initial_loss: float | None = None
         self._best: dict[str, torch.Tensor] = {}
         self._bad = 0
 
@@ -337,6 +348,44 @@ class BestStateCallback(TrainerCallback):
             self._bad += 1
             if self.patience is not None and self._bad >= self.patience:
                 control.should_training_stop = True
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Write the early-stopping state beside the checkpoint just saved, for resuming."""
+        from safetensors.torch import save_file
+
+        from surveylm.training.checkpoints import BEST_STATE, checkpoint_folder
+
+        folder = checkpoint_folder(args.output_dir, state.global_step)
+        if not state.is_world_process_zero or not folder.is_dir():
+            return
+        info = {"best_loss": self.best_loss, "best_step": self.best_step, "bad": self._bad,
+                "initial_loss": self.initial_loss}  # fmt: skip
+        (folder / f"{BEST_STATE}.json").write_text(json.dumps(info), encoding="utf-8")
+        if self._best:
+            tensors = {n: t.contiguous() for n, t in self._best.items()}
+            save_file(tensors, str(folder / f"{BEST_STATE}.safetensors"))
+
+    def load(self, folder: str | Path) -> None:
+        """Read back the state :meth:`on_save` wrote into checkpoint ``folder``.
+
+        Raises:
+            ModelError: the checkpoint has no early-stopping state (not written by a
+                validating run).
+        """
+        from safetensors.torch import load_file
+
+        from surveylm.training.checkpoints import BEST_STATE
+
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / f"{BEST_STATE}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"file '{folder}': checkpoint without early-stopping state "
+                             f"({exc}); it cannot be resumed") from None  # fmt: skip
+        self.best_loss, self.best_step = info["best_loss"], info["best_step"]
+        self._bad, self.initial_loss = int(info["bad"]), info["initial_loss"]
+        weights = folder / f"{BEST_STATE}.safetensors"
+        self._best = load_file(str(weights)) if weights.is_file() else {}
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         model = kwargs.get("model")
