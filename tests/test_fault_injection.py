@@ -148,7 +148,6 @@ def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_
     parameters is refused, and ``--resume`` ends with exactly the model of an
     uninterrupted fit (whose best state comes before the kill's step and whose early
     stop after it). The checkpoints are gone afterwards."""
-    from surveylm.models.encoder import EncoderAnswerModel
     from surveylm.training.resume import checkpoints_for
 
     model = tmp_path / "encoder"
@@ -163,12 +162,38 @@ def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_
     resumed = surveylm(*fit, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert not checkpoints_for(model).exists() and temporaries(tmp_path) == []
+    # The uninterrupted fit runs as a fresh process too: an in-process fit shares the
+    # test worker's caches and settings, which moved the last bits on CI.
+    uninterrupted = tmp_path / "uninterrupted"
+    assert surveylm(*fit[:-1], uninterrupted).returncode == 0
     items = ItemSet.read_parquet(respondent_items_file)
-    clean = EncoderAnswerModel(verbose=False).fit(items)  # in-process, no checkpoints
-    got = AnswerModel.load(model)
+    got, clean = AnswerModel.load(model), AnswerModel.load(uninterrupted)
     assert got.output_dir is None  # the checkpoint folder is not a saved parameter
     assert got.validation_["best_step"] == clean.validation_["best_step"] < 30
     a, b = got.predict(items).distributions, clean.predict(items).distributions
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     finished = surveylm(*fit, "--resume")
     assert finished.returncode == 1 and "finished model" in finished.stderr, finished.stderr
+
+
+@pytest.mark.shared_data
+def test_killed_impute_keeps_the_old_file_and_a_rerun_writes_the_same_bytes(
+    tmp_path, shared_data
+):
+    """kill -9 after ``impute`` wrote its completed datasets under a temporary name:
+    the previous output is intact; the rerun removes the temporary and writes the same
+    bytes as a run never killed."""
+    out = tmp_path / "completed.parquet"
+    impute = ["impute", "nonvoters", "--target", "Q23", "--features", "age_group,educ",
+              "-m", "3", "--model", "logistic", "-o", out]  # fmt: skip
+    assert surveylm(*impute, "--seed", "1").returncode == 0
+    old = out.read_bytes()
+    killed = surveylm(*impute, kill_at="file-written:completed.parquet")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert out.read_bytes() == old and temporaries(tmp_path)
+    again = surveylm(*impute)
+    assert again.returncode == 0, again.stderr
+    assert temporaries(tmp_path) == []
+    clean = tmp_path / "clean.parquet"
+    assert surveylm(*impute[:-1], clean).returncode == 0
+    assert out.read_bytes() == clean.read_bytes() != old

@@ -4,6 +4,8 @@
 SIGKILL when it reaches that point — no cleanup, no ``finally``, as with ``kill -9`` or a
 power cut. The points:
 
+* ``file-written:<file name>``: a file written whole is complete under its temporary
+  name, not yet renamed (:func:`surveylm.io.atomic.atomic_path`);
 * ``folder-written:<folder name>``: a folder written whole is complete in its temporary
   sibling, not yet swapped in (:func:`surveylm.io.atomic.atomic_dir`);
 * ``stage-start:<stage>`` / ``stage-done:<stage>``: a run's stage begins / has just

@@ -90,6 +90,9 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
     try:
         yield tmp
         os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; results are ordinary files
+        from surveylm.faults import checkpoint
+
+        checkpoint("file-written", path.name)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
