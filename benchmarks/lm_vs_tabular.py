@@ -21,8 +21,15 @@ with its defaults; prints TV per split and the acceptance checks (encoder below 
 question marginal on seen questions x unseen groups, <= 0.85 x uniform on unseen
 questions).
 
+The causal-LM part (``--lm anes1996,nonvoters``, issue 11): SmolLM2-135M-Instruct zero-shot
+and LoRA fine-tuned with the packaged defaults beside the marginal, CatBoost and the
+encoder head, on at most ``--lm-respondents`` respondents (1 repetition x 2 folds: a
+2-core CPU scores about 5 prompts/s and fine-tunes about 2 items/s); prints format mass
+and checks that fine-tuning beats zero-shot with format mass >= 0.9.
+
 Run:  python benchmarks/lm_vs_tabular.py [--full] [--datasets anes1996,nonvoters,masculinity]
-          [--groups anes1996,nonvoters] [--threads 2] [-o runs/lm_vs_tabular]
+          [--groups anes1996,nonvoters] [--lm anes1996,nonvoters] [--threads 2]
+          [-o runs/lm_vs_tabular]
 """
 
 from __future__ import annotations
@@ -66,6 +73,17 @@ def methods(full: bool) -> list[dict]:
     return out
 
 
+#: The causal-LM part (issue 11): SmolLM2-135M-Instruct (the default causal LM) zero-shot
+#: and LoRA fine-tuned with its packaged defaults, beside the baselines and the encoder head.
+LM_METHODS = [
+    {"name": "marginal", "model": "question-marginal"},
+    {"name": "catboost", "model": "catboost", "params": {"iterations": 300}},
+    {"name": "encoder head", "model": "encoder"},
+    {"name": "smollm2 zero-shot", "model": "causal-lm", "fit": False},
+    {"name": "smollm2 lora", "model": "causal-lm"},
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
@@ -74,6 +92,10 @@ def main() -> None:
                         help="surveys for the group-items part ('' = none)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads (default: the thread policy's, surveylm.threads)")
+    parser.add_argument("--lm", default="",
+                        help="surveys for the SmolLM2 part (e.g. anes1996,nonvoters; '' = none)")
+    parser.add_argument("--lm-respondents", type=int, default=1000,
+                        help="respondents drawn for the SmolLM2 part (a CPU fits ~2 items/s)")
     parser.add_argument("-o", "--output", default="runs/lm_vs_tabular")
     args = parser.parse_args()
 
@@ -109,8 +131,44 @@ def main() -> None:
         print(summary[[c for c in cols if c in summary]].to_string(index=False), flush=True)
     if rows:
         respondent_checks(pd.concat(rows, ignore_index=True), Path(args.output))
+    lm = [n for n in args.lm.split(",") if n]
     for name in filter(None, args.groups.split(",")):
-        group_items(name, Path(args.output) / f"groups_{name}")
+        group_items(name, Path(args.output) / f"groups_{name}", lm=name in lm)
+    for name in lm:
+        causal_lm_rows(name, args.lm_respondents, Path(args.output) / f"smollm2_{name}")
+
+
+def causal_lm_rows(name: str, respondents: int, out: Path) -> None:
+    """SmolLM2 zero-shot and LoRA beside the baselines (one repetition, 2 folds, at most
+    ``respondents`` respondents), and issue 11's checks: LoRA below zero-shot in log loss,
+    format mass after fine-tuning >= 0.9."""
+    from surveylm.experiments.imputation import run_imputation_benchmark
+    from surveylm.experiments.imputation_config import ImputationConfig
+
+    config = ImputationConfig.model_validate({
+        "dataset": name, **DATASETS[name], "m": 20, "repetitions": 1, "seed": 0, "n_boot": 50,
+        "max_respondents": respondents,
+        "scenarios": [{"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"}],
+        "methods": LM_METHODS,
+    })  # fmt: skip
+    start = time.perf_counter()
+    result = run_imputation_benchmark(config, out)
+    print(f"\nSmolLM2, {name}: {time.perf_counter() - start:.0f} s", flush=True)
+    t = result.timings.groupby("method", sort=False)
+    summary = result.summary.assign(seconds_per_fit=result.summary["method"].map(
+        t["seconds"].mean()), n_train=result.summary["method"].map(t["n_train"].mean()))
+    cols = ["method", "accuracy", "log_loss", "format_mass", "tv", "coverage",
+            "seconds_per_fit", "n_train"]  # fmt: skip
+    print(summary[[c for c in cols if c in summary]].to_string(index=False), flush=True)
+    by = summary.set_index("method")
+    zero, lora = by.loc["smollm2 zero-shot"], by.loc["smollm2 lora"]
+    checks = {
+        "lora log loss < zero-shot": lora["log_loss"] < zero["log_loss"],
+        "lora accuracy >= zero-shot": lora["accuracy"] >= zero["accuracy"],
+        "lora format mass >= 0.9": lora.get("format_mass", float("nan")) >= 0.9,
+    }
+    for check, ok in checks.items():
+        print(f"  {name:12s} {check:32s} {'PASS' if ok else 'FAIL'}")
 
 
 def respondent_checks(table: pd.DataFrame, out: Path) -> None:
@@ -143,15 +201,27 @@ GROUP_METHODS = [
 ]
 
 
-def group_items(name: str, out: Path) -> None:
+#: With ``--lm``: SmolLM2 on the group items too, with prompt-format robustness (qa, bio,
+#: portray) and one permuted option order for the real model.
+GROUP_LM_METHODS = [
+    {"name": "smollm2 zero-shot", "model": "causal-lm", "fit": False},
+    {"name": "smollm2 lora", "model": "causal-lm"},
+]
+
+
+def group_items(name: str, out: Path, lm: bool = False) -> None:
     """TV per split of the group-items methods on one survey, and the acceptance checks."""
     from surveylm.experiments.simulation import run_simulation_benchmark
     from surveylm.experiments.simulation_config import load_simulation_config
 
     root = Path(__file__).resolve().parents[1] / "configs"
     stem = "anes" if name == "anes1996" else name
+    robustness = None
+    if lm:
+        names = [m["name"] for m in GROUP_LM_METHODS]
+        robustness = {"methods": names, "formats": ["qa", "bio", "portray"], "permutations": 1}
     config = load_simulation_config(root / f"simulation_{stem}.yaml").with_overrides(
-        methods=GROUP_METHODS, robustness=None
+        methods=GROUP_METHODS + (GROUP_LM_METHODS if lm else []), robustness=robustness
     )
     start = time.perf_counter()
     result = run_simulation_benchmark(config, out, progress=False)
@@ -169,6 +239,19 @@ def group_items(name: str, out: Path) -> None:
     for split in ("unseen_q/seen_g", "unseen_q/unseen_g"):
         if split in table:
             checks[f"{split}: encoder <= 0.85 x uniform"] = enc[split] <= 0.85 * uni[split]
+    if lm:
+        zero, lora = table.loc["smollm2 zero-shot"], table.loc["smollm2 lora"]
+        for split in table.columns:
+            checks[f"{split}: smollm2 lora < zero-shot"] = lora[split] < zero[split]
+        rob = result.robustness[result.robustness["metric"] == "tv"]
+        if not rob.empty:
+            print("SmolLM2 TV by prompt variant:")
+            print(rob.pivot_table(index=["method", "variant"], columns="split", values="value",
+                                  sort=False).round(3).to_string(), flush=True)  # fmt: skip
+        mass = result.overall[result.overall["metric"] == "format_mass"]
+        if not mass.empty:
+            print("format mass:", mass.groupby("method", sort=False)["value"].mean().round(3)
+                  .to_dict())  # fmt: skip
     for check, ok in checks.items():
         print(f"  {name:12s} {check:48s} {'PASS' if ok else 'FAIL'}")
 

@@ -15,6 +15,7 @@ from surveylm.errors import ConfigError, ModelError
 from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
 from surveylm.training.trainer import (
     find_layer_list,
+    format_loss,
     freeze_all_but_top_layers,
     train_option_model,
 )
@@ -237,3 +238,36 @@ def test_freeze_all_but_top_layers_on_a_tiny_bert() -> None:
         freeze_all_but_top_layers(model, 4)
     with pytest.raises(ModelError, match="cannot find the transformer layers"):
         find_layer_list(nn.Linear(2, 2))
+
+
+def test_format_loss_makes_the_loss_the_full_vocabulary_cross_entropy() -> None:
+    # scores are full-vocabulary log-probabilities of 3 option slots (the third padded on
+    # row 1); KL to a one-hot target + -log format mass = -log p_vocab(answer)
+    logits = torch.tensor([[2.0, 0.5, -1.0, 1.0, 0.0], [0.3, 1.2, 0.0, -0.5, 2.0]])
+    logp = torch.log_softmax(logits, dim=-1)
+    scores = logp[:, :3].clone()
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    targets = torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    from surveylm.training.losses import forward_kl
+
+    kl = forward_kl(scores, targets, mask)
+    full_ce = -(logp[0, 1] + logp[1, 0]) / 2
+    assert torch.allclose(kl + format_loss(scores, mask), full_ce, atol=1e-6)
+    # offsets added to the scores (the marginal start) do not change the format term
+    offsets = torch.tensor([[0.7, -0.2, 0.1], [1.5, 0.0, 0.0]])
+    assert torch.allclose(format_loss(scores + offsets, mask, offsets), format_loss(scores, mask))
+    # weights average it like the main loss
+    w = torch.tensor([1.0, 3.0])
+    mass = torch.logsumexp(scores.masked_fill(~mask, -torch.inf), dim=-1)
+    assert torch.allclose(format_loss(scores, mask, weights=w), -(mass * w).sum() / 4)
+
+
+def test_causal_lm_defaults_train_the_format_and_the_encoder_refuses_it() -> None:
+    from surveylm.models.causal_lm import CausalLMAnswerModel
+    from surveylm.models.encoder import EncoderAnswerModel
+
+    cfg = CausalLMAnswerModel(fine_tune={"epochs": 1}).fine_tune_config()
+    assert cfg.format_loss_weight == 1.0 and cfg.epochs == 1 and cfg.learning_rate == 1e-3
+    assert not cfg.save_every_epoch
+    with pytest.raises(ConfigError, match="format_loss_weight is for causal LMs"):
+        EncoderAnswerModel(fine_tune={"format_loss_weight": 1.0}).fine_tune_config()

@@ -425,7 +425,9 @@ def _summary(
 ) -> pd.DataFrame:
     keys = ["scenario", "method"]
     resp = respondent.pivot_table(index=keys, columns="metric", values="value", aggfunc="mean")
-    resp = resp.reindex(columns=[c for c in RESPONDENT_COLUMNS if c in resp.columns])
+    # a language model's format mass (probability on the option tokens) rides along
+    shown = [c for c in (*RESPONDENT_COLUMNS, "format_mass") if c in resp.columns]
+    resp = resp.reindex(columns=shown)
     full = population[population["group"].isna()]
     per_draw = full.groupby([*keys, "rep", "unit"], sort=False).agg(
         tv=("tv", "first"), max_abs_error=("abs_error", "max"), mi_tv=("mi_tv", "first"),
@@ -442,6 +444,8 @@ def _summary(
         parts.append(sub_tv.groupby(level=keys, sort=False).mean().rename("subgroup_tv"))
     draws = per_draw.groupby(keys, sort=False).size().rename("draws")
     out = pd.concat([*parts, draws], axis=1).reset_index()  # timings stay in their table
+    if "format_mass" in out:
+        out.insert(len(out.columns) - 1, "format_mass", out.pop("format_mass"))
     scen = {s.label(): i for i, s in enumerate(config.scenarios)}
     meth = {m.name: i for i, m in enumerate(config.methods)}
     rank = out["scenario"].map(scen) * len(meth) + out["method"].map(meth)

@@ -109,7 +109,7 @@ class DSAModel(AnswerModel):
 
         if self.stage2 is not None:
             cfg = parse_config(self.stage2, context="DSA stage2: ")
-        elif self.backend == "encoder":
+        elif hasattr(backend, "fine_tune_config"):  # the encoder's and causal LM's defaults
             cfg = backend.fine_tune_config()
         else:
             cfg = parse_config(backend.fine_tune)

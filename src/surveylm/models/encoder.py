@@ -67,7 +67,7 @@ from surveylm.models.validation import (
     write_training_curves,
 )
 from surveylm.prompts import PromptFormat, default_format, get_format, render_prompt
-from surveylm.training.config import FineTuneConfig, LoraSettings, parse_config
+from surveylm.training.config import FineTuneConfig, LoraSettings, override_config
 from surveylm.training.trainer import freeze_all_but_top_layers, train_option_model
 
 if TYPE_CHECKING:
@@ -383,16 +383,11 @@ class EncoderAnswerModel(AnswerModel):
         overridden key by key by a ``fine_tune`` mapping (``lora`` too), or a
         :class:`FineTuneConfig` as given. The seed is ``random_state`` unless the
         mapping names one."""
-        base = encoder_default_config(self.train)
-        if self.fine_tune is None:
-            cfg = base
-        elif isinstance(self.fine_tune, Mapping):
-            merged = {**base.model_dump(), **self.fine_tune}
-            if isinstance(self.fine_tune.get("lora"), Mapping):
-                merged["lora"] = {**base.lora.model_dump(), **self.fine_tune["lora"]}
-            cfg = parse_config(merged, context="encoder fine_tune: ")
-        else:
-            cfg = parse_config(self.fine_tune)
+        cfg = override_config(encoder_default_config(self.train), self.fine_tune,
+                              context="encoder fine_tune: ")  # fmt: skip
+        if cfg.format_loss_weight > 0:
+            raise ConfigError("encoder fine_tune: format_loss_weight is for causal LMs (the "
+                              "encoder's option scores are not vocabulary probabilities)")
         named_seed = isinstance(self.fine_tune, Mapping) and "seed" in self.fine_tune
         if not named_seed:
             cfg = cfg.model_copy(update={"seed": self._seed()})

@@ -171,7 +171,8 @@ class _Builder:
         if summary is not None:
             names = {
                 "scenario": "scenario", "method": "method", "accuracy": "accuracy",
-                "log_loss": "log loss", "brier": "Brier", "tv": "share TV",
+                "log_loss": "log loss", "brier": "Brier", "format_mass": "format mass",
+                "tv": "share TV",
                 "subgroup_tv": "subgroup share TV", "seconds_per_fit": "seconds per fit",
             }  # fmt: skip
             sizes = observed_imputed(timings)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover - heavy imports only for type checkers
     import peft
     import transformers
 
-__all__ = ["FineTuneConfig", "LoraSettings", "parse_config"]
+__all__ = ["FineTuneConfig", "LoraSettings", "override_config", "parse_config"]
 
 
 class LoraSettings(BaseModel):
@@ -114,6 +114,13 @@ class FineTuneConfig(BaseModel):
             validation loss; the best evaluated state (the start included) is restored.
             ``None`` = evaluate and restore the best, but never stop early.
         evaluations_per_epoch: Validation evaluations per epoch.
+        format_loss_weight: Weight of ``-log`` format mass (the probability the language
+            model puts on the option tokens, before renormalising) added to the training
+            loss; at 1 the loss on one-hot targets is the LM's own cross-entropy over the
+            whole vocabulary, so fine-tuning also teaches the model to answer with an
+            option. Only for scorers whose scores are full-vocabulary log-probabilities
+            (the causal LM); 0 = the renormalised loss alone. Validation always uses
+            the renormalised loss, so the best state is chosen on answers, not format.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -141,6 +148,7 @@ class FineTuneConfig(BaseModel):
     validation_fraction: float = Field(0.2, ge=0, lt=1)
     early_stopping_patience: int | None = Field(3, ge=1)
     evaluations_per_epoch: int = Field(1, ge=1)
+    format_loss_weight: float = Field(0.0, ge=0)
 
     def use_bf16(self) -> bool:
         """Whether this run trains in bf16 (resolves ``"auto"``; never on CPU)."""
@@ -235,3 +243,22 @@ def parse_config(
         FineTuneConfig, dict(value), f"{context}invalid fine-tuning config: "
     )
     return config
+
+
+def override_config(
+    base: FineTuneConfig, value: FineTuneConfig | Mapping[str, Any] | None, *, context: str = ""
+) -> FineTuneConfig:
+    """A model's defaults ``base`` overridden key by key by a mapping (``lora`` too), or
+    ``value`` itself when it is a :class:`FineTuneConfig`; ``None`` = ``base``.
+
+    Raises:
+        ConfigError: an unknown key or an invalid value, named in one line.
+    """
+    if value is None:
+        return base
+    if not isinstance(value, Mapping):
+        return parse_config(value, context=context)
+    merged = {**base.model_dump(), **value}
+    if isinstance(value.get("lora"), Mapping):
+        merged["lora"] = {**base.lora.model_dump(), **value["lora"]}
+    return parse_config(merged, context=context)

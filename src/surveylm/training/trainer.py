@@ -35,6 +35,7 @@ __all__ = [
     "DistributionTrainer",
     "TrainOutput",
     "find_layer_list",
+    "format_loss",
     "freeze_all_but_top_layers",
     "train_option_model",
 ]
@@ -45,6 +46,23 @@ TEMPERATURE_PARAM = "log_temperature"
 MIN_EVAL_STEPS = 8
 #: Parameters whose name starts with this get ``FineTuneConfig.head_lr``.
 HEAD_PREFIX = "head."
+
+
+def format_loss(
+    scores: torch.Tensor,
+    option_mask: torch.Tensor,
+    offsets: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Mean ``-log`` format mass of a batch: ``-logsumexp`` of the options' full-vocabulary
+    log-probabilities (``scores`` less the marginal-start ``offsets`` added to them),
+    weighted like the main loss."""
+    raw = scores if offsets is None else scores - offsets.to(scores.device, scores.dtype)
+    log_mass = torch.logsumexp(raw.masked_fill(~option_mask.bool(), -torch.inf), dim=-1)
+    if weights is None:
+        return -log_mass.mean()
+    w = weights.to(log_mass.dtype)
+    return -(w * log_mass).sum() / w.sum().clamp(min=1e-12)
 
 
 class DistributionTrainer(Trainer):
@@ -66,8 +84,12 @@ class DistributionTrainer(Trainer):
     #: gradient-accumulation steps itself.
     loss_is_scaled_for_ga = False
 
-    def __init__(self, *args: Any, loss: str = "forward_kl", **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, loss: str = "forward_kl", format_loss_weight: float = 0.0,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         self.loss_fn = get_loss(loss)
+        self.format_loss_weight = format_loss_weight
         super().__init__(*args, **kwargs)
 
     def compute_loss(
@@ -91,12 +113,13 @@ class DistributionTrainer(Trainer):
         weights = inputs.pop("item_weights", None)
         outputs = model(**inputs)
         scores = outputs if torch.is_tensor(outputs) else outputs.option_scores
-        loss = self.loss_fn(
-            scores,
-            targets.to(scores.device),
-            option_mask.to(scores.device),
-            None if weights is None else weights.to(scores.device),
-        )
+        mask = option_mask.to(scores.device)
+        w = None if weights is None else weights.to(scores.device)
+        loss = self.loss_fn(scores, targets.to(scores.device), mask, w)
+        if self.format_loss_weight > 0 and model.training:
+            loss = loss + self.format_loss_weight * format_loss(
+                scores, mask, inputs.get("option_offsets"), w
+            )
         return (loss, outputs) if return_outputs else loss
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
@@ -270,6 +293,7 @@ def train_option_model(
         callbacks=[*(callbacks or []), *([best] if best is not None else []),
                    CheckpointMarker()],  # the marker last: written after the others' state
         loss=config.loss,
+        format_loss_weight=config.format_loss_weight,
         **(trainer_kwargs or {}),
     )
     if config.temperature_lr is not None or config.head_lr is not None:
