@@ -96,6 +96,8 @@ def main() -> None:
                         help="surveys for the SmolLM2 part (e.g. anes1996,nonvoters; '' = none)")
     parser.add_argument("--lm-respondents", type=int, default=1000,
                         help="respondents drawn for the SmolLM2 part (a CPU fits ~2 items/s)")
+    parser.add_argument("--lm-parts", default="respondents,groups",
+                        help="which SmolLM2 parts to run: respondents, groups or both")
     parser.add_argument("-o", "--output", default="runs/lm_vs_tabular")
     args = parser.parse_args()
 
@@ -131,10 +133,11 @@ def main() -> None:
         print(summary[[c for c in cols if c in summary]].to_string(index=False), flush=True)
     if rows:
         respondent_checks(pd.concat(rows, ignore_index=True), Path(args.output))
-    lm = [n for n in args.lm.split(",") if n]
+    lm, parts = [n for n in args.lm.split(",") if n], args.lm_parts.split(",")
     for name in filter(None, args.groups.split(",")):
-        group_items(name, Path(args.output) / f"groups_{name}", lm=name in lm)
-    for name in lm:
+        group_items(name, Path(args.output) / f"groups_{name}",
+                    lm=name in lm and "groups" in parts)  # fmt: skip
+    for name in lm if "respondents" in parts else []:
         causal_lm_rows(name, args.lm_respondents, Path(args.output) / f"smollm2_{name}")
 
 
