@@ -68,6 +68,16 @@ def test_save_load_predict_identical(fitted, tmp_path):
     assert loaded.get_params()["fine_tune"]["learning_rate"] == FAST["learning_rate"]
 
 
+def test_a_partial_fine_tune_mapping_survives_save_and_load(tmp_path):
+    # saved as given, so the loaded model overrides the causal LM's defaults the same way
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune={"epochs": 1})
+    model.save(tmp_path / "p")
+    loaded = CausalLMAnswerModel.load(tmp_path / "p")
+    assert loaded.get_params()["fine_tune"] == {"epochs": 1}
+    assert loaded.fine_tune_config() == model.fine_tune_config()
+    assert loaded.fine_tune_config().learning_rate == 1e-3
+
+
 def test_unfitted_zero_shot_model_saves_and_loads(tmp_path):
     items = tiny_items(3)
     model = CausalLMAnswerModel(str(tiny_model_dir("space")), permutations=2)

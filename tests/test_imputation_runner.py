@@ -271,3 +271,9 @@ def test_causal_lm_zero_shot_and_lora_fine_tuned_in_the_comparison(tmp_path) -> 
     assert len(zs) == len(ft)
     assert np.abs(zs["expected"].to_numpy() - ft["expected"].to_numpy()).max() > 1e-3
     assert (tmp_path / "run" / "summary.csv").is_file()
+    # the language models' format mass is in the summary (and the report's table); the
+    # marginal has none
+    mass = res.summary.set_index(["scenario", "method"])["format_mass"]
+    assert mass.loc[[(s, m) for s in ("MCAR 50%", "under 45") for m in lm_methods]].between(
+        0, 1).all()  # fmt: skip
+    assert np.isnan(mass.loc[("MCAR 50%", "marginal")])

@@ -262,12 +262,13 @@ def test_format_loss_makes_the_loss_the_full_vocabulary_cross_entropy() -> None:
     assert torch.allclose(format_loss(scores, mask, weights=w), -(mass * w).sum() / 4)
 
 
-def test_causal_lm_defaults_train_the_format_and_the_encoder_refuses_it() -> None:
+def test_causal_lm_defaults_train_the_format_and_other_scorers_refuse_it(tmp_path) -> None:
     from surveylm.models.causal_lm import CausalLMAnswerModel
-    from surveylm.models.encoder import EncoderAnswerModel
 
     cfg = CausalLMAnswerModel(fine_tune={"epochs": 1}).fine_tune_config()
     assert cfg.format_loss_weight == 1.0 and cfg.epochs == 1 and cfg.learning_rate == 1e-3
     assert not cfg.save_every_epoch
-    with pytest.raises(ConfigError, match="format_loss_weight is for causal LMs"):
-        EncoderAnswerModel(fine_tune={"format_loss_weight": 1.0}).fine_tune_config()
+    # a scorer whose scores are logits (the encoder's head, this toy) has no format mass
+    with pytest.raises(ConfigError, match="format_loss_weight is for causal LMs: ToyScorer"):
+        train_option_model(ToyScorer(), ToyData(), collate,
+                           _config(format_loss_weight=1.0), tmp_path)  # fmt: skip

@@ -444,8 +444,6 @@ def _summary(
         parts.append(sub_tv.groupby(level=keys, sort=False).mean().rename("subgroup_tv"))
     draws = per_draw.groupby(keys, sort=False).size().rename("draws")
     out = pd.concat([*parts, draws], axis=1).reset_index()  # timings stay in their table
-    if "format_mass" in out:
-        out.insert(len(out.columns) - 1, "format_mass", out.pop("format_mass"))
     scen = {s.label(): i for i, s in enumerate(config.scenarios)}
     meth = {m.name: i for i, m in enumerate(config.methods)}
     rank = out["scenario"].map(scen) * len(meth) + out["method"].map(meth)

@@ -385,9 +385,6 @@ class EncoderAnswerModel(AnswerModel):
         mapping names one."""
         cfg = override_config(encoder_default_config(self.train), self.fine_tune,
                               context="encoder fine_tune: ")  # fmt: skip
-        if cfg.format_loss_weight > 0:
-            raise ConfigError("encoder fine_tune: format_loss_weight is for causal LMs (the "
-                              "encoder's option scores are not vocabulary probabilities)")
         named_seed = isinstance(self.fine_tune, Mapping) and "seed" in self.fine_tune
         if not named_seed:
             cfg = cfg.model_copy(update={"seed": self._seed()})

@@ -37,6 +37,10 @@ class CausalLMOptionScorer(nn.Module):
     about ``-1e4`` (finite, so no NaN reaches a gradient).
     """
 
+    #: Scores are log-probabilities over the whole vocabulary, so ``-logsumexp`` over the
+    #: options is the ``-log`` format mass (:func:`surveylm.training.trainer.format_loss`).
+    scores_are_vocabulary_log_probs = True
+
     #: Read by ``Trainer`` when resuming from a checkpoint that holds only the trainable
     #: parameters (the frozen base weights are "missing" from it, by design).
     _keys_to_ignore_on_save = None

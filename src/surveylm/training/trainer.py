@@ -282,6 +282,10 @@ def train_option_model(
         training_overrides = {"eval_strategy": "steps", "eval_steps": every,
                               "label_names": ["targets"], "prediction_loss_only": True,
                               **training_overrides}  # fmt: skip
+    if config.format_loss_weight > 0 and not getattr(module, "scores_are_vocabulary_log_probs",
+                                                     False):  # fmt: skip
+        raise ConfigError(f"format_loss_weight is for causal LMs: {type(module).__name__}'s "
+                          "option scores are not vocabulary log-probabilities")
     args = config.to_training_arguments(output_dir, **training_overrides)
     best = BestStateCallback(config.early_stopping_patience) if validating else None
     trainer = (trainer_class or DistributionTrainer)(
