@@ -261,3 +261,42 @@ def test_cli_correct(tmp_path):
     assert (table["effective_n"] > 80).all() and table["truth"].notna().all()
     bad = CliRunner().invoke(app, ["correct", "anes1996", "--target", "vote"])
     assert bad.exit_code == 1 and "exactly one of predictions and model" in bad.output
+
+
+def test_cli_correct_one_group_with_a_pilot(tmp_path, anes):
+    from typer.testing import CliRunner
+
+    from surveylm.cli import app
+
+    out = tmp_path / "group.csv"
+    args = ["correct", "anes1996", "--target", "vote", "--model", "logistic", "--features",
+            "PID,selfLR", "--keep", "40", "--folds", "2", "--group", "educ3=High school or less",
+            "-o", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    members = anes.subset(anes.answers("educ3").eq("High school or less").to_numpy())
+    codes = members.codes("vote")
+    w = members.weights.to_numpy()[codes >= 0]
+    truth = np.bincount(codes[codes >= 0], weights=w, minlength=2) / w.sum()
+    np.testing.assert_allclose(table["truth"], truth)  # the group's share, not everyone's
+    assert (table["n_labelled"] == 40).all()
+    assert (table["n_unlabelled"] == members.n_respondents - 40).all()
+    bad = CliRunner().invoke(app, [*args[:-2], "--group", "educ3"])
+    assert bad.exit_code != 0 and "attribute=value" in bad.output
+
+
+def test_a_group_level_prediction_is_corrected_away(anes):
+    """The same prediction for every member of a group: PPI++ is the members' answers."""
+    from surveylm.correct import correct_survey
+    from surveylm.items import build_respondent_items
+    from surveylm.models.base import Predictions
+
+    items = build_respondent_items(anes, "vote", [], include_unanswered=True)
+    preds = Predictions(items.item_ids, [np.array([0.9, 0.1])] * len(items))
+    t = correct_survey(anes, "vote", predictions=preds, keep=30, group={"party": "Democrat"},
+                       n_boot=20)  # fmt: skip
+    np.testing.assert_allclose(t["estimate"], t["classical"])
+    np.testing.assert_allclose(t["lam"], 0)

@@ -706,6 +706,11 @@ def correct_cmd(
     seed: Annotated[int, typer.Option()] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help=".csv or .parquet")] = None,
     codebook: Annotated[Path | None, typer.Option("--codebook", "-c")] = None,
+    group: Annotated[
+        str | None,
+        typer.Option(help="One group's shares only, e.g. 'party=Democrat' or "
+                     "'party=Democrat;educ3=High school or less' (with --keep: a pilot)."),
+    ] = None,
 ) -> None:
     """Shares from a model plus the real answers, by prediction-powered inference (PPI++),
     beside the answers alone, with how many respondents the model is worth."""
@@ -723,7 +728,7 @@ def correct_cmd(
             preds = Predictions.read_parquet(predictions)
         table = correct_survey(s, target, predictions=preds, model=model,
                                features=_split_list(features) or [], keep=keep, folds=folds,
-                               seed=seed, level=level)  # fmt: skip
+                               seed=seed, level=level, group=_parse_group(group))  # fmt: skip
         cols = ["option", "estimate", "lower", "upper", "lam", "classical", "classical_lower",
                 "classical_upper", "effective_n", "effective_n_low", "effective_n_high"]
         cols += ["truth"] if "truth" in table else []  # fmt: skip
@@ -737,6 +742,19 @@ def correct_cmd(
                 else:
                     table.to_parquet(tmp, index=False)
             typer.echo(f"wrote {output}")
+
+
+def _parse_group(text: str | None) -> dict[str, str] | None:
+    """``"a=x;b=y"`` → ``{"a": "x", "b": "y"}`` (``None`` stays ``None``)."""
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for part in text.split(";"):
+        attr, sep, value = part.partition("=")
+        if not sep or not attr.strip() or not value.strip():
+            raise typer.BadParameter(f"--group: expected attribute=value, got {part!r}")
+        out[attr.strip()] = value.strip()
+    return out
 
 
 def main() -> None:

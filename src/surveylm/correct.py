@@ -47,7 +47,8 @@ the model's error on the others, and the interval is not valid.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -301,6 +302,12 @@ def respondent_predictions(survey: object, target: str, predictions: object) -> 
 # -- internals ----------------------------------------------------------------------------
 def normal_quantile(level: float, df: float = np.inf) -> float:
     """The two-sided quantile of ``level``: normal, or Student's t with ``df`` (≥ 1)."""
+    return _quantile(float(level), float(df))
+
+
+@functools.lru_cache(maxsize=4096)
+def _quantile(level: float, df: float) -> float:
+    # Cached: repeated-draw studies ask for the same few (level, df) thousands of times.
     if np.isinf(df):
         return float(stats.norm.ppf(0.5 + level / 2))
     return float(stats.t.ppf(0.5 + level / 2, max(df, 1.0)))
@@ -423,6 +430,7 @@ def correct_survey(
     seed: int = 0,
     level: float = 0.95,
     n_boot: int = 1000,
+    group: Mapping[str, str | Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """What ``surveylm correct`` prints: PPI++ beside classical shares and the effective n.
 
@@ -438,6 +446,11 @@ def correct_survey(
             answers' full share is then shown as ``truth``.
         folds, seed, level, n_boot: Cross-fitting folds, seed, interval level, bootstrap
             resamples of the effective-n interval.
+        group: Estimate one group's shares (``{"party": "Democrat"}``): only its members
+            are labelled and unlabelled respondents (with ``keep``: a pilot of ``keep``
+            members). Predictions that are the same for every member (a group-level
+            distribution) are corrected away entirely — PPI++ is then the members'
+            answers alone; the gain comes from predictions that differ between members.
 
     Returns:
         One row per option: PPI++ ``estimate``/``lower``/``upper``, ``lam``, classical
@@ -451,6 +464,13 @@ def correct_survey(
         raise DataError("correct_survey needs a Survey")
     if (predictions is None) == (model is None):
         raise DataError("give exactly one of predictions and model")
+    if group is not None:
+        from surveylm.items import Group
+
+        members = Group.from_mapping(group).mask(survey)
+        if not members.any():
+            raise DataError(f"group {dict(group)} has no respondent")
+        survey = survey.subset(members)
     codes = survey.codes(target)
     w = survey.weights.to_numpy(dtype=np.float64)
     truth = None

@@ -68,6 +68,9 @@ class SimulationResults:
         timings: ``method, fit_seconds, predict_seconds, n_train``.
         training_curves: ``method, step, epoch, split, loss`` of every fitted method with
             a loss curve (train and inner-validation loss; DESIGN.md, "Fitting").
+        pilot: Each method's group distributions corrected by k real respondents of the
+            group (:func:`surveylm.experiments.pilot.summarise_pilot`; empty unless the
+            config has ``pilot``).
         distributions: Predicted and human distributions, long: ``split, method, item_id,
             question_id, group_var, group, n, option, predicted, human`` — what
             predicted-vs-human small multiples are drawn from.
@@ -87,6 +90,7 @@ class SimulationResults:
     training_curves: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=list(CURVE_COLUMNS))
     )
+    pilot: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def table(self, metrics: tuple[str, ...] = TABLE_METRICS, digits: int = 3) -> pd.DataFrame:
         """Methods × (split, metric), ``"value [lo, hi]"`` strings; references last."""
@@ -120,14 +124,16 @@ class SimulationResults:
         """Read back results written by :meth:`to_files` (a resumed run's finished stage)."""
         from surveylm.experiments.results_folder import read_results
 
-        names = [n for n in _TABLES if n != "training_curves"
-                 or (Path(directory) / "training_curves.parquet").is_file()]  # fmt: skip
+        names = [n for n in _TABLES if n not in OPTIONAL_TABLES
+                 or (Path(directory) / f"{n}.parquet").is_file()]  # fmt: skip
         tables, config, settings = read_results(directory, names)
         return cls(config=load_simulation_config(config), settings=settings, **tables)
 
 
 _TABLES = ("overall", "per_item", "per_question", "per_group", "diversity", "robustness",
-           "timings", "distributions", "training_curves")  # fmt: skip
+           "timings", "distributions", "training_curves", "pilot")  # fmt: skip
+#: Tables that folders written before they existed lack.
+OPTIONAL_TABLES = ("training_curves", "pilot")
 CURVE_COLUMNS: tuple[str, ...] = ("method", "step", "epoch", "split", "loss")
 
 
@@ -380,7 +386,8 @@ def run_simulation_benchmark(
     frames: dict[str, list[pd.DataFrame]] = {
         k: [] for k in ("overall", "per_item", "per_question", "per_group")
     }
-    div, rob, times, dists, curves = [], [], [], [], []
+    div, rob, times, dists, curves, pilots = [], [], [], [], [], []
+    pilot_data = _pilot_data(config, tests) if config.pilot is not None else None
     with progress_bar("simulation", len(config.methods), progress) as advance:
         for n_method, method in enumerate(config.methods, start=1):
             advance(method.name)
@@ -409,6 +416,11 @@ def run_simulation_benchmark(
             )
             if config.robustness is not None and wanted:
                 rob += robustness_rows(model, method.name, tests, config, country)
+            if pilot_data is not None and config.pilot is not None and (
+                config.pilot.methods is None or method.name in config.pilot.methods
+            ):
+                pilots.append(_pilot_method(model, method.name, pred, tests, pilot_data,
+                                            config))  # fmt: skip
     out = {k: _tidy(pd.concat(v, ignore_index=True)) for k, v in frames.items()}
     if not out["overall"].empty:
         refs = out["overall"][out["overall"]["reference"]]
@@ -423,10 +435,47 @@ def run_simulation_benchmark(
         timings=pd.DataFrame(times), config=config, settings=facts,
         distributions=columns_first(pd.concat(dists, ignore_index=True), ["split", "method"]),
         training_curves=pd.DataFrame(curves, columns=list(CURVE_COLUMNS)),
+        pilot=pd.concat(pilots, ignore_index=True) if pilots else pd.DataFrame(),
     )  # fmt: skip
     if output_dir is not None:
         results.to_files(output_dir)
     return results
+
+
+def _pilot_data(
+    config: SimulationConfig, tests: dict[str, ItemSet]
+) -> tuple[Survey, np.ndarray, ItemSet]:
+    """What every method's pilot needs: the held-out half, each member's cell, and the
+    cell items (:mod:`surveylm.experiments.pilot`)."""
+    from surveylm.experiments import cross_survey as cs
+    from surveylm.experiments import pilot
+
+    if cs.is_distribution_file(config.dataset):
+        raise ConfigError("pilot: needs respondents (a survey split in halves), not a "
+                          "distribution file")  # fmt: skip
+    half = pilot.held_out_half(config, load_survey(config))
+    attrs = pilot.cell_attributes(list(config.group_by))
+    qids = sorted({q for items in tests.values() for q in items.question_ids})
+    return half, pilot.member_cells(half, attrs), pilot.cell_items(half, qids, attrs)
+
+
+def _pilot_method(
+    model: Any,
+    name: str,
+    pred: Predictions,
+    tests: dict[str, ItemSet],
+    data: tuple[Survey, np.ndarray, ItemSet],
+    config: SimulationConfig,
+) -> pd.DataFrame:
+    """One method's pilot summary rows."""
+    from surveylm.experiments import pilot
+
+    assert config.pilot is not None
+    half, cells, items = data
+    rows = pilot.pilot_rows(name, pred, predict_named(model, items, name), tests, half, cells,
+                            sizes=config.pilot.sizes, draws=config.pilot.draws,
+                            seed=config.seed, level=config.pilot.level)  # fmt: skip
+    return pilot.summarise_pilot(rows)
 
 
 def distribution_rows(items: ItemSet, pred: Predictions) -> pd.DataFrame:

@@ -10,7 +10,7 @@ robustness variants (DSA, Huang, Li, Shao 2025) and the data-efficiency fraction
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,6 +20,7 @@ from surveylm.splits import NEAR_DUPLICATE_THRESHOLD
 __all__ = [
     "DataEfficiencyConfig",
     "GroupMapConfig",
+    "PilotConfig",
     "RobustnessConfig",
     "SimMethodConfig",
     "SimulationConfig",
@@ -83,6 +84,26 @@ class DataEfficiencyConfig(BaseModel):
     fractions: list[float] = Field(default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 1.0])
     subsamples: int = Field(3, ge=1)
     methods: list[str] | None = None
+
+
+class PilotConfig(BaseModel):
+    """A group's distribution from each model plus k real respondents of the group
+    (prediction-powered, :mod:`surveylm.experiments.pilot`).
+
+    Attributes:
+        sizes: Pilot sizes k (real respondents of the group, drawn from the held-out half).
+        draws: Pilots drawn per test cell and size.
+        methods: Method names (``None`` = every method).
+        level: Interval level.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sizes: list[Annotated[int, Field(ge=2)]] = Field(default_factory=lambda: [25, 50],
+                                                     min_length=1)  # fmt: skip
+    draws: int = Field(20, ge=1)
+    methods: list[str] | None = None
+    level: float = Field(0.95, gt=0, lt=1)
 
 
 class GroupMapConfig(BaseModel):
@@ -161,6 +182,9 @@ class SimulationConfig(BaseModel):
         methods: The methods compared.
         robustness: Prompt-format and option-order variants (``None`` = skip).
         data_efficiency: Fractions and subsamples of the data-efficiency curves.
+        pilot: Each model's group distributions corrected by k real respondents of the
+            group, with coverage of the truth (``None`` = skip; needs a survey split in
+            halves).
         n_boot: Bootstrap resamples for the intervals.
         seed: Seed of every random step.
         threads: CPU threads of every library (:mod:`surveylm.threads`; ``None`` = the
@@ -185,6 +209,7 @@ class SimulationConfig(BaseModel):
     methods: list[SimMethodConfig] = Field(min_length=1)
     robustness: RobustnessConfig | None = Field(default_factory=RobustnessConfig)
     data_efficiency: DataEfficiencyConfig = Field(default_factory=DataEfficiencyConfig)
+    pilot: PilotConfig | None = None
     n_boot: int = Field(200, ge=0)
     seed: int = 0
     threads: int | None = Field(None, ge=1)
@@ -195,6 +220,9 @@ class SimulationConfig(BaseModel):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"duplicate method names {dup}: give each a distinct name")
+        unknown = sorted(set(self.pilot.methods or []) - set(names)) if self.pilot else []
+        if unknown:
+            raise ValueError(f"pilot.methods names unknown methods {unknown}")
         return self
 
     def with_overrides(self, **updates: Any) -> SimulationConfig:

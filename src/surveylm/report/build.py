@@ -35,7 +35,7 @@ from surveylm.report.labels import (
     weighting,
 )
 from surveylm.report.methods import MULTIPLE_IMPUTATION, method_rows, used_format
-from surveylm.report.ppi import ppi_sections
+from surveylm.report.ppi import pilot_sections, ppi_sections
 
 __all__ = ["FIGURES", "build_report"]
 
@@ -406,7 +406,8 @@ def build_report(run_dir: str | Path) -> Path:
 
     data = mark_references(load_run(run_dir))
     b = _Builder(data)
-    sections = [b.header(), *b.imputation(), *ppi_sections(data), *b.simulation(), b.methods(),
+    sections = [b.header(), *b.imputation(), *ppi_sections(data), *b.simulation(),
+                *pilot_sections(data), b.methods(),
                 b.reproduce()]  # fmt: skip
     for name in (*FIGURES, *OPTIONAL_FIGURES):
         if name not in b.drawn:

@@ -31,7 +31,7 @@ SPLIT_LABELS = {
 IMPUTATION_TABLES = ("summary", "respondent", "population", "coverage", "predictions", "timings",
                      "ppi")  # fmt: skip
 SIMULATION_TABLES = ("overall", "distributions", "diversity", "robustness", "timings",
-                     "per_item", "training_curves")  # fmt: skip
+                     "per_item", "training_curves", "pilot")  # fmt: skip
 
 
 @dataclass(eq=False)

@@ -1,4 +1,5 @@
-"""The report's prediction-powered section: PPI++ shares beside multiple imputation.
+"""The report's prediction-powered sections: PPI++ shares beside multiple imputation, and
+group distributions from a simulation model plus a pilot of k real respondents.
 
 Drawn from ``RUN/imputation/ppi.(parquet|csv)``, which the imputation benchmark writes when
 its config sets ``ppi_folds`` (:mod:`surveylm.experiments.ppi_imputation`); a run without it
@@ -13,7 +14,7 @@ from __future__ import annotations
 from surveylm.report.data import RunData
 from surveylm.report.html import Section, render, table_html
 
-__all__ = ["ppi_sections"]
+__all__ = ["pilot_sections", "ppi_sections"]
 
 
 def ppi_sections(data: RunData) -> list[Section]:
@@ -46,3 +47,30 @@ def ppi_sections(data: RunData) -> list[Section]:
     shown_html = table_html(shown, digits={"answers": 0, "draws": 0})
     body = render("ppi.html.j2", flagged=flagged, table=shown_html)
     return [Section("ppi", "Prediction-powered shares beside multiple imputation", body, "ppi")]
+
+
+def pilot_sections(data: RunData) -> list[Section]:
+    """The pilot section (``templates/pilot.html.j2``) from ``RUN/simulation/pilot``
+    (:mod:`surveylm.experiments.pilot`), or ``[]`` when the run has none."""
+    from surveylm.report.data import SPLIT_LABELS
+
+    pilot = data.table("simulation", "pilot")
+    if pilot is None:
+        return []
+    shown = pilot.assign(split=pilot["split"].map(lambda s: SPLIT_LABELS.get(s, s)))
+    shown = shown[["split", "method", "k", "cells", "coverage", "classical_coverage",
+                   "width_ratio", "effective_n", "tv_ppi", "tv_pilot", "tv_model"]]  # fmt: skip
+    names = {"coverage": "PPI++ coverage", "classical_coverage": "pilot-alone coverage",
+             "width_ratio": "width / pilot's", "effective_n": "effective n",
+             "tv_ppi": "TV PPI++", "tv_pilot": "TV pilot alone", "tv_model": "TV model alone",
+             "k": "pilot k", "cells": "test cells"}  # fmt: skip
+    gain = pilot[pilot["effective_n"] > 1.1 * pilot["k"]]
+    worth = gain.groupby(["method", "k"])["effective_n"].mean().reset_index()
+    best = "; ".join(f"{m} (k = {k}: worth {e:.0f})"
+                     for m, k, e in worth.itertuples(index=False)) or "none"  # fmt: skip
+    cfg = (data.simulation or {}).get("config") or {}
+    level = float((cfg.get("pilot") or {}).get("level", 0.95))
+    table = table_html(shown.rename(columns=names), digits={"pilot k": 0, "test cells": 0})
+    body = render("pilot.html.j2", level=f"{level:.0%}", gains=best, table=table)
+    return [Section("pilot", "A model plus a pilot of k real respondents per group", body,
+                    "pilot")]
