@@ -46,7 +46,7 @@ def test_pilot_table_in_the_simulation_benchmark(tmp_path):
 
     html = build_report(tmp_path / "run").read_text(encoding="utf-8")
     assert "A model plus a pilot of k real respondents per group" in html
-    assert "PPI++ coverage" in html and "Methods worth more than 1.1 k respondents: none" in html
+    assert "PPI++ coverage" in html and "Largest gain per method (effective n / k): none" in html
 
 
 def test_pilot_methods_must_name_methods():

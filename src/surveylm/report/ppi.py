@@ -59,18 +59,22 @@ def pilot_sections(data: RunData) -> list[Section]:
         return []
     shown = pilot.assign(split=pilot["split"].map(lambda s: SPLIT_LABELS.get(s, s)))
     shown = shown[["split", "method", "k", "cells", "coverage", "classical_coverage",
-                   "width_ratio", "effective_n", "tv_ppi", "tv_pilot", "tv_model"]]  # fmt: skip
+                   "coverage_common", "width_ratio", "effective_n", "tv_ppi", "tv_pilot",
+                   "tv_model"]]  # fmt: skip
     names = {"coverage": "PPI++ coverage", "classical_coverage": "pilot-alone coverage",
+             "coverage_common": "PPI++ coverage, options ≥ 10%",
              "width_ratio": "width / pilot's", "effective_n": "effective n",
              "tv_ppi": "TV PPI++", "tv_pilot": "TV pilot alone", "tv_model": "TV model alone",
              "k": "pilot k", "cells": "test cells"}  # fmt: skip
-    gain = pilot[pilot["effective_n"] > 1.1 * pilot["k"]]
-    worth = gain.groupby(["method", "k"])["effective_n"].mean().reset_index()
-    best = "; ".join(f"{m} (k = {k}: worth {e:.0f})"
-                     for m, k, e in worth.itertuples(index=False)) or "none"  # fmt: skip
+    ratio = pilot.assign(gain=pilot["effective_n"] / pilot["k"])
+    best = ratio.loc[ratio.groupby("method", sort=False)["gain"].idxmax()]
+    best = best[best["gain"] > 1.005].sort_values("gain", ascending=False)
+    gains = "; ".join(f"{r.method} ×{r.gain:.2f} (k = {r.k}: {r.effective_n:.1f}, "
+                      f"{SPLIT_LABELS.get(r.split, r.split)})"
+                      for r in best.itertuples(index=False)) or "none"  # fmt: skip
     cfg = (data.simulation or {}).get("config") or {}
     level = float((cfg.get("pilot") or {}).get("level", 0.95))
     table = table_html(shown.rename(columns=names), digits={"pilot k": 0, "test cells": 0})
-    body = render("pilot.html.j2", level=f"{level:.0%}", gains=best, table=table)
+    body = render("pilot.html.j2", level=f"{level:.0%}", gains=gains, table=table)
     return [Section("pilot", "A model plus a pilot of k real respondents per group", body,
                     "pilot")]
