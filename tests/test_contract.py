@@ -104,7 +104,8 @@ def test_fit_returns_self_and_predictions_align_with_items(name, data):
     assert isinstance(pred, Predictions) and len(pred) == len(test)
     assert list(pred.item_ids) == list(test.item_ids)
     for d, q in zip(pred.distributions, test.item_questions(), strict=True):
-        assert d.shape == (q.n_options,) and np.all(d >= 0) and abs(d.sum() - 1) < 1e-9
+        # Predictions refuses a non-distribution, so only the length can be wrong here
+        assert d.shape == (q.n_options,)
     reordered = test.subset(list(range(len(test)))[::-1])
     again = model.predict(reordered)
     assert list(again.item_ids) == list(reordered.item_ids)

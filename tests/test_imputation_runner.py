@@ -105,7 +105,9 @@ def test_population_metrics_against_the_true_shares(tiny, anes) -> None:
         tv.to_numpy(), full.groupby(["scenario", "method", "rep", "unit"])["tv"].first()
     )
     assert ((full["lower"] <= full["estimate"]) & (full["estimate"] <= full["upper"])).all()
-    assert full["covered"].isin([True, False]).all()
+    # covered is the interval holding the truth (fails if it were another row's or a stale flag)
+    held = (full["lower"] <= full["truth"]) & (full["truth"] <= full["upper"])
+    assert (full["covered"] == held).all()
     # subgroups: one block per age group, each with its own truth
     sub = pop[pop["group"].notna()]
     assert set(sub["group"]) == set(anes.questions["age_group"].options)
@@ -114,15 +116,53 @@ def test_population_metrics_against_the_true_shares(tiny, anes) -> None:
     assert np.allclose(young["abs_error"], 0.0)
 
 
+def _respondent_metrics_from_predictions(res: ImputationResults) -> pd.DataFrame:
+    """Weighted accuracy (first most probable option) and log loss per scenario × method
+    recomputed from the predictions table, averaged over repetitions as the summary is."""
+    keys = ["scenario", "method", "rep", "unit", "respondent_id"]
+    pred = res.predictions
+    best = pred.loc[pred.groupby(keys, sort=False)["prob"].idxmax()]
+    obs = pred[pred["observed"] == 1]
+    eps = np.finfo(float).eps
+    per_rep = pd.DataFrame({
+        "accuracy": (best["observed"] * best["weight"]).groupby(
+            [best["scenario"], best["method"], best["rep"]]).sum(),
+        "log_loss": (-np.log(obs["prob"].clip(eps, 1 - eps)) * obs["weight"]).groupby(
+            [obs["scenario"], obs["method"], obs["rep"]]).sum(),
+    }).div(obs.groupby(["scenario", "method", "rep"])["weight"].sum(), axis=0)  # fmt: skip
+    return per_rep.groupby(level=["scenario", "method"]).mean()
+
+
+def _coverage_from_intervals(res: ImputationResults) -> pd.Series:
+    """Share of draws whose pooled interval holds the truth, from the full-sample
+    population rows' own bounds (not their ``covered`` flag)."""
+    full = res.population[res.population["group"].isna()]
+    held = (full["lower"] <= full["truth"]) & (full["truth"] <= full["upper"])
+    return held.groupby([full["scenario"], full["method"], full["option"]]).mean()
+
+
 def test_biased_method_misses_and_coverage_is_computed(tiny) -> None:
     res, _ = tiny
     cov = res.coverage.set_index(["scenario", "method", "option"]).sort_index()
-    assert cov["coverage"].between(0, 1).all()
+    # the coverage table is the share of draws whose interval holds the truth: fails if it
+    # averaged another column, grouped wrongly or the covered flag disagreed with the bounds
+    np.testing.assert_allclose(cov["coverage"], _coverage_from_intervals(res).loc[cov.index])
+    assert set(cov["draws"].loc["MCAR 50%"]) == {4} and set(cov["draws"].loc["under 30"]) == {1}
     # under MCAR the marginal is unbiased: its intervals cover; trained on the under-30s
     # only, it is confidently wrong about everyone else: they miss
     assert (cov.loc[("MCAR 50%", "marginal"), "coverage"] == 1.0).all()
     assert (cov.loc[("under 30", "marginal"), "coverage"] == 0.0).all()
     assert (cov.loc[("under 30", "marginal"), "bias"].abs() > 0.05).all()
+
+
+def test_summary_metrics_are_those_of_the_kept_predictions(tiny) -> None:
+    """Recomputed from the predictions table: fails if the scored distributions and the
+    written ones differed, or the summary averaged or weighted a metric otherwise."""
+    res, _ = tiny
+    summary = res.summary.set_index(["scenario", "method"])
+    again = _respondent_metrics_from_predictions(res)
+    np.testing.assert_allclose(summary.loc[again.index, "accuracy"], again["accuracy"])
+    np.testing.assert_allclose(summary.loc[again.index, "log_loss"], again["log_loss"])
 
 
 def test_files_and_config_round_trip(tiny) -> None:
@@ -254,16 +294,22 @@ def test_causal_lm_zero_shot_and_lora_fine_tuned_in_the_comparison(tmp_path) -> 
     lm_methods = ("lm zero-shot", "lm fine-tuned")
     assert {(s, m) for s in ("MCAR 50%", "under 45") for m in lm_methods} <= set(table.index)
     rows = table.loc[[(s, m) for s in ("MCAR 50%", "under 45") for m in lm_methods]]
-    assert rows["accuracy"].between(0, 1).all() and rows["macro_f1"].between(0, 1).all()
-    assert (rows["log_loss"] > 0).all() and np.isfinite(rows["log_loss"]).all()
-    assert rows["brier"].between(0, 2).all() and rows["tv"].between(0, 1).all()
-    assert rows["coverage"].between(0, 1).all() and (rows["mean_width"] > 0).all()
+    # the summary's metrics are those of the kept predictions (fails if the scored
+    # distributions and the written ones differ, or a metric is mis-weighted), and finite
+    # (a zero probability on an observed answer would make the log loss infinite)
+    again = _respondent_metrics_from_predictions(res).loc[rows.index]
+    np.testing.assert_allclose(rows["accuracy"], again["accuracy"], atol=5e-4)  # table: 3 dp
+    np.testing.assert_allclose(rows["log_loss"], again["log_loss"], atol=5e-4)
+    assert np.isfinite(rows["log_loss"]).all() and (rows["mean_width"] > 0).all()
+    cov = res.coverage.set_index(["scenario", "method", "option"])
+    np.testing.assert_allclose(cov["coverage"], _coverage_from_intervals(res).loc[cov.index])
     # Rubin intervals around every pooled share, for the whole sample and the subgroups
     pop = res.population[res.population["method"].isin(lm_methods)]
     assert len(pop) and pop["group"].notna().any()
     assert ((pop["lower"] <= pop["estimate"]) & (pop["estimate"] <= pop["upper"])).all()
     assert (pop["upper"] - pop["lower"] > 0).all()
-    assert pop["covered"].isin([True, False]).all()
+    held = (pop["lower"] <= pop["truth"]) & (pop["truth"] <= pop["upper"])
+    assert (pop["covered"] == held).all()
     # a few LoRA steps change what the model predicts for the same missing respondents
     key = ["scenario", "rep", "unit", "group", "option"]
     zs = pop[pop["method"] == "lm zero-shot"].sort_values(key, na_position="first")

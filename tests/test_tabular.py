@@ -59,7 +59,9 @@ def test_models_learn_and_map_options(split, name):
     preds = model.predict(test)
     q = np.vstack(preds.distributions)
     assert q.shape == (100, 3)
-    np.testing.assert_allclose(q.sum(axis=1), 1.0)
+    # each respondent gets its own distribution (Predictions renormalises, so a sum check
+    # could not fail; a model ignoring the features, like the marginal, fails this one)
+    assert q[:, 0].std() > 0.1
     # option 'C' was never seen: only the smoothing epsilon
     assert (q[:, 2] > 0).all() and (q[:, 2] < 1e-5).all()
     y = np.array([int(np.argmax(t)) for t in test.targets])
