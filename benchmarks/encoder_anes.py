@@ -32,8 +32,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from surveylm.datasets.anes import load_anes1996
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.metrics.respondent import accuracy, log_loss
-from surveylm.models.baselines import QuestionMarginalModel
 from surveylm.models.encoder import EncoderAnswerModel, encoder_default_config
+from surveylm.models.marginals import QuestionMarginalModel
 from surveylm.splits import kfold_respondents
 
 TARGET = "vote"

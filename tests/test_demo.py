@@ -144,7 +144,7 @@ def test_demo_command_writes_the_run_folder_and_report(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "imputing vote choice" in result.output and "report.html" in result.output
-    assert (out / "report.html").is_file() and (out / "figures" / "vote_share.png").is_file()
+    assert (out / "report.html").is_file() and (out / "figures" / "target_share.png").is_file()
     assert json.loads((out / "run.json").read_text())["seed"] == 7
 
 

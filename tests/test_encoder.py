@@ -121,7 +121,7 @@ def test_untrained_head_is_exactly_the_marginal(items: ItemSet) -> None:
 def test_fit_validates_stops_early_beats_marginal_and_round_trips(
     mode: str, tmp_path: Path
 ) -> None:
-    from surveylm.models.baselines import QuestionMarginalModel
+    from surveylm.models.marginals import QuestionMarginalModel
 
     survey = load_anes1996()
     data = build_respondent_items(survey.subset(np.arange(survey.n_respondents) < 300), "vote",
@@ -224,7 +224,7 @@ def test_fitted_beats_zero_shot_and_marginal_on_anes_vote() -> None:
     """Issue 3 acceptance in small (2 folds, the defaults); the full tables are
     ``benchmarks/lm_vs_tabular.py``."""
     from surveylm.metrics.respondent import accuracy, log_loss
-    from surveylm.models.baselines import QuestionMarginalModel
+    from surveylm.models.marginals import QuestionMarginalModel
     from surveylm.splits import kfold_respondents
 
     survey = load_anes1996()

@@ -9,14 +9,9 @@ import numpy as np
 import pytest
 
 from surveylm.errors import DataError, DistributionError, FileFormatError
-from surveylm.io.cao import QuestionIdWarning
+from surveylm.io.cao import QuestionIdWarning, read_cao_json, write_cao_json
 from surveylm.io.distributions import read_subpop_jsonl
-from surveylm.io.formats import (
-    read_cao_json,
-    read_globalopinion_csv,
-    write_cao_json,
-    write_globalopinion_csv,
-)
+from surveylm.io.globalopinion import read_globalopinion_csv, write_globalopinion_csv
 from surveylm.io.records import SkippedRecordsWarning
 
 RECORDS = [

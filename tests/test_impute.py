@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from surveylm.completed_data import impute, pool_shares, write_imputations
 from surveylm.errors import DataError, FileFormatError
 from surveylm.items import ItemSet, build_respondent_items
+from surveylm.mi_pooling import multiple_imputation_shares
 from surveylm.models.base import AnswerModel, Predictions
 from surveylm.models.tabular import LogisticModel
-from surveylm.population import multiple_imputation_shares
 from surveylm.survey import Question, Survey
 
 
@@ -102,7 +102,7 @@ def test_pool_shares_matches_multiple_imputation_shares() -> None:
     pooled = pool_shares(out, "vote")
     items = build_respondent_items(s, "vote", ["party"], include_unanswered=True)
     known = items.has_target
-    from surveylm.models.baselines import QuestionMarginalModel
+    from surveylm.models.marginals import QuestionMarginalModel
 
     preds = QuestionMarginalModel().fit(items.subset(known)).predict(items.subset(~known))
     ref = multiple_imputation_shares(s, "vote", np.zeros(s.n_respondents, bool), preds, m, seed)

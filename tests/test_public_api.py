@@ -28,7 +28,7 @@ def test_every_name_is_importable(name: str) -> None:
 def test_the_surface_users_need_is_exported() -> None:
     from surveylm.completed_data import impute
     from surveylm.experiments.imputation import run_imputation_benchmark
-    from surveylm.population import rubin_pool
+    from surveylm.mi_pooling import rubin_pool
     from surveylm.training.config import FineTuneConfig
 
     assert sl.impute is impute and sl.rubin_pool is rubin_pool

@@ -23,7 +23,7 @@ from surveylm.report.data import SPLIT_LABELS
 from surveylm.report.figures import example_pairs
 
 CONFIG = baseline_demo_config(seed=3)
-SECTIONS = ("summary", "vote-share", "respondent", "calibration", "coverage", "distribution",
+SECTIONS = ("summary", "target-share", "respondent", "calibration", "coverage", "distribution",
             "examples", "data-efficiency", "methods", "reproduce")  # fmt: skip
 
 
@@ -123,9 +123,9 @@ def test_missing_parts_are_skipped_with_a_note(copy, missing) -> None:
         assert "id='fig-distribution_metrics'" not in html
     if missing in ("imputation", "both"):
         assert "no imputation results in this run" in html
-        assert "id='fig-vote_share'" not in html
+        assert "id='fig-target_share'" not in html
     if missing == "simulation":
-        assert "id='fig-vote_share'" in html
+        assert "id='fig-target_share'" in html
     if missing == "imputation":
         assert "id='fig-distribution_metrics'" in html
 
@@ -135,7 +135,7 @@ def test_missing_tables_and_empty_folder(copy, tmp_path) -> None:
     (copy / "imputation" / "predictions.csv").unlink()
     (copy / "run.json").unlink()
     html = build_report(copy).read_text(encoding="utf-8")
-    assert "no reliability diagram" in html and "id='fig-vote_share'" in html
+    assert "no reliability diagram" in html and "id='fig-target_share'" in html
     empty = tmp_path / "empty"
     empty.mkdir()
     html = build_report(empty).read_text(encoding="utf-8")

@@ -86,7 +86,7 @@ def test_quick_demo_report_renders_offline(rendered) -> None:
     schemes = {urlparse(u).scheme for u in rendered["requests"]}
     assert schemes <= {"file", "data"}, rendered["requests"]
     assert rendered["requests"], "the browser recorded no request at all"
-    for sid in ("summary", "vote-share", "respondent", "calibration", "distribution",
+    for sid in ("summary", "target-share", "respondent", "calibration", "distribution",
                 "examples", "training", "data-efficiency", "methods", "reproduce"):  # fmt: skip
         assert sid in rendered["sections"], sid
     shot = rendered["screenshot"]

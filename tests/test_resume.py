@@ -13,7 +13,7 @@ from surveylm.errors import ModelError, OutputError
 from surveylm.fingerprint import items_fingerprint
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel
-from surveylm.models.baselines import QuestionMarginalModel
+from surveylm.models.marginals import QuestionMarginalModel
 from surveylm.training.checkpoints import MARKER
 from surveylm.training.resume import SETTINGS, checkpoints_for, fit_and_save
 

@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "Evaluation": "surveylm.evaluation",
     "FineTuneConfig": "surveylm.training.config",
     "Group": "surveylm.items",
-    "GroupMarginalModel": "surveylm.models.baselines",
+    "GroupMarginalModel": "surveylm.models.marginals",
     "ImputationConfig": "surveylm.experiments.imputation_config",
     "ItemSet": "surveylm.items",
     "LogisticModel": "surveylm.models.tabular",
@@ -34,15 +34,15 @@ _EXPORTS: dict[str, str] = {
     "MCARConfig": "surveylm.missingness",
     "MNARConfig": "surveylm.missingness",
     "MODELS": "surveylm.models",
-    "PooledEstimate": "surveylm.population",
+    "PooledEstimate": "surveylm.mi_pooling",
     "Predictions": "surveylm.models.base",
     "Question": "surveylm.survey",
-    "QuestionMarginalModel": "surveylm.models.baselines",
+    "QuestionMarginalModel": "surveylm.models.marginals",
     "RandomForestModel": "surveylm.models.tabular",
     "SimulationConfig": "surveylm.experiments.simulation_config",
     "Survey": "surveylm.survey",
     "SurveyLMError": "surveylm.errors",
-    "UniformModel": "surveylm.models.baselines",
+    "UniformModel": "surveylm.models.marginals",
     "apply_missingness": "surveylm.missingness",
     "build_group_items": "surveylm.items",
     "build_respondent_items": "surveylm.items",
@@ -59,11 +59,11 @@ _EXPORTS: dict[str, str] = {
     "load_scenarios": "surveylm.missingness",
     "make_model": "surveylm.models",
     "model_class": "surveylm.models",
-    "multiple_imputation_shares": "surveylm.population",
+    "multiple_imputation_shares": "surveylm.mi_pooling",
     "pool_shares": "surveylm.completed_data",
     "read_distributions": "surveylm.io.distributions",
     "read_survey": "surveylm.io.surveys",
-    "rubin_pool": "surveylm.population",
+    "rubin_pool": "surveylm.mi_pooling",
     "run_data_efficiency": "surveylm.experiments.data_efficiency",
     "run_demo": "surveylm.experiments.demo",
     "run_imputation_benchmark": "surveylm.experiments.imputation",
@@ -98,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from surveylm.io.distributions import read_distributions, write_long_csv, write_subpop_jsonl
     from surveylm.io.surveys import read_survey, survey_from_dataframe
     from surveylm.items import Group, ItemSet, build_group_items, build_respondent_items
+    from surveylm.mi_pooling import PooledEstimate, multiple_imputation_shares, rubin_pool
     from surveylm.missingness import (
         ConvenienceConfig,
         MARConfig,
@@ -109,14 +110,13 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from surveylm.models import BASELINES, MODELS, make_model, model_class
     from surveylm.models.base import AnswerModel, Predictions
-    from surveylm.models.baselines import GroupMarginalModel, QuestionMarginalModel, UniformModel
     from surveylm.models.blend import BlendModel
     from surveylm.models.causal_lm import CausalLMAnswerModel
     from surveylm.models.chained import ChainedEquationsImputer
     from surveylm.models.dsa import DSAModel
     from surveylm.models.encoder import EncoderAnswerModel
+    from surveylm.models.marginals import GroupMarginalModel, QuestionMarginalModel, UniformModel
     from surveylm.models.tabular import CatBoostModel, LogisticModel, RandomForestModel
-    from surveylm.population import PooledEstimate, multiple_imputation_shares, rubin_pool
     from surveylm.splits import (
         crossed_split,
         kfold_respondents,

@@ -13,7 +13,7 @@ The result is the long format of van Buuren & Groothuis-Oudshoorn's mice
 missing answers, ``.imp`` 1..m the completed datasets, ``.id`` the respondent id.
 
 :func:`pool_shares` pools the weighted option shares of the completed datasets by Rubin's
-rules (:func:`surveylm.population.rubin_pool`), so the same file that an analyst takes to
+rules (:func:`surveylm.mi_pooling.rubin_pool`), so the same file that an analyst takes to
 R or Stata also gives the headline estimate with an honest interval.
 """
 
@@ -28,8 +28,8 @@ import pandas as pd
 
 from surveylm.errors import DataError, FileFormatError, where
 from surveylm.items import build_respondent_items
+from surveylm.mi_pooling import completed_shares, draw_imputations, rubin_pool
 from surveylm.models.base import AnswerModel
-from surveylm.population import completed_shares, draw_imputations, rubin_pool
 from surveylm.survey import Survey, kish_effective_n
 
 #: Columns that every completed-data frame starts with.
@@ -115,7 +115,7 @@ def pool_shares(
         level: Interval level.
         estimand: ``population`` (sampling + imputation variance, ``df_com = n_eff − 1``)
             or ``sample`` (imputation variance only), see
-            :func:`surveylm.population.multiple_imputation_shares`.
+            :func:`surveylm.mi_pooling.multiple_imputation_shares`.
 
     Returns:
         One row per option: ``option, estimate, se, lower, upper, df, fmi, m``.

@@ -19,11 +19,11 @@ variance and clips it to [0, 1], so a useless model (predictions uncorrelated wi
 answers) falls back to the classical estimate instead of widening it.
 
 Variances are the with-replacement linearisation of the two weighted (Hájek) means, as in
-:func:`surveylm.population.share_variance`:
+:func:`surveylm.mi_pooling.share_variance`:
 ``v = Σ_j b_j² λ²(p̂_j − p̄_u)² + Σ_i a_i² (r_i − r̄)²`` with ``r = y − λ p̂``, times
 ``m / (m − 1)`` in each part; intervals use Student's t with ``n_eff − 1`` degrees of
 freedom (Kish's effective size of the labelled weights, as
-in :func:`surveylm.population.rubin_pool`), bounds clipped to [0, 1]. The **effective sample
+in :func:`surveylm.mi_pooling.rubin_pool`), bounds clipped to [0, 1]. The **effective sample
 size** (:func:`effective_sample_size`) is the number of real respondents that would give the
 same variance without the model, ``n · v_classical / v_PPI``, with a bootstrap interval.
 
@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from surveylm.distributions import check_distribution_matrix
+from surveylm.distribution_checks import check_distribution_matrix
 from surveylm.errors import DataError, where
 
 Method = Literal["ppi++", "ppi", "classical"]

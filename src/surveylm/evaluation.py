@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from surveylm.distributions import uniform
+from surveylm.distribution_checks import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.metrics import (

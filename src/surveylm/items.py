@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from surveylm.distributions import check_distribution, one_hot
+from surveylm.distribution_checks import check_distribution, one_hot
 from surveylm.errors import DataError, FileFormatError, preview, where
 from surveylm.survey import Question, Survey, kish_effective_n
 

@@ -4,7 +4,9 @@ Respondents are split at random (seeded) into a training and a test half. Items 
 built on each half — group items (question × group, weighted) or respondent items
 (target question from features) — every model is fitted on the training items and
 evaluated on the test items, with the uniform distribution and the sampling-noise floor
-of the test groups reported beside them (see :func:`surveylm.evaluation.evaluate`).
+of the test groups reported beside them (see :func:`surveylm.evaluation.evaluate`). The
+baseline models themselves (uniform, question and group marginals) are
+:mod:`surveylm.models.marginals`.
 """
 
 from __future__ import annotations

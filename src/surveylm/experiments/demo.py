@@ -277,7 +277,7 @@ def _resumable_stages(run_dir: Path, config: DemoConfig, info: dict[str, Any]) -
 
 
 def demo_summary(results: DemoResults) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The terminal summary: imputation (scenario × method: accuracy, log loss, vote-share
+    """The terminal summary: imputation (scenario × method: accuracy, log loss, target-share
     TV, Rubin-interval coverage) and simulation (method × split: TV): of a run that did both."""
     if results.imputation is None or results.simulation is None:
         raise ValueError("demo_summary needs a run with imputation and simulation results")

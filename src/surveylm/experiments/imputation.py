@@ -14,7 +14,7 @@ method, and score
 * **multiple imputation**: ``m`` completed datasets drawn from each method's distributions
   and pooled by Rubin's rules (Rubin 1987; Barnard & Rubin 1999 degrees of freedom), with
   the coverage of the true full-sample share over repeated scenario draws
-  (:func:`surveylm.population.multiple_imputation_shares`). A confident but wrong model
+  (:func:`surveylm.mi_pooling.multiple_imputation_shares`). A confident but wrong model
   shows up as intervals that miss.
 
 Respondents who never answered the target have no truth and are dropped first, so the
@@ -45,10 +45,10 @@ from surveylm.experiments.ppi_imputation import ppi_rows, with_mi
 from surveylm.io.atomic import columns_first
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.metrics.registry import names as metric_names
+from surveylm.mi_pooling import multiple_imputation_shares, summarise_coverage
 from surveylm.missingness import MCARConfig, apply_missingness
 from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions, derive_seed
-from surveylm.population import multiple_imputation_shares, summarise_coverage
 from surveylm.progress import progress_bar
 from surveylm.splits import kfold_respondents
 from surveylm.survey import Survey
@@ -353,7 +353,7 @@ def _complete_case_rows(
     from scipy import stats
 
     from surveylm.metrics.population import weighted_shares
-    from surveylm.population import completed_shares
+    from surveylm.mi_pooling import completed_shares
     from surveylm.survey import kish_effective_n
 
     codes = survey.codes(config.target)

@@ -62,7 +62,7 @@ class ImputationConfig(BaseModel):
             when that is a whole number (MCAR 50 % = 2 folds), else plain MCAR draws.
         seed: Seed of every random step (scenario draws, folds, model seeds, imputations).
         estimand: ``population`` or ``sample`` (see
-            :func:`surveylm.population.multiple_imputation_shares`).
+            :func:`surveylm.mi_pooling.multiple_imputation_shares`).
         level: Interval level of the Rubin intervals.
         n_boot: Bootstrap resamples of the respondent-metric confidence intervals.
         threads: CPU threads of every library (:mod:`surveylm.threads`; ``None`` = the

@@ -24,7 +24,7 @@
   ``context`` (the group's full ``{attribute: [values]}`` conditions, so intersections
   round-trip) and ``refusal_rate_known``.
 * **Cao et al. 2025 JSON** (:mod:`surveylm.io.cao`).
-* **GlobalOpinionQA-style table** (:mod:`surveylm.io.formats`).
+* **GlobalOpinionQA-style table** (:mod:`surveylm.io.globalopinion`).
 * **Long CSV**: one row per question × group × option with the columns
   ``question, option, group_var, group, share`` (optional: ``n``, ``n_eff``). Question
   text, option order and ordinal values come from an optional codebook; otherwise the
@@ -34,7 +34,8 @@
 Items read from a file whose group sizes are unknown get ``n = 0`` and ``n_eff = NaN``
 (so a sampling-noise floor is reported as NaN rather than made up) and ``weight = 1``
 (every group counts equally when metrics are averaged). Every validation error names the
-file and the line.
+file and the line. One distribution array is checked by
+:mod:`surveylm.distribution_checks`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from surveylm.codebook import Codebook, load_codebook
-from surveylm.distributions import check_distribution
+from surveylm.distribution_checks import check_distribution
 from surveylm.errors import (
     CodebookError,
     DataError,
@@ -179,7 +180,7 @@ def read_distributions(
 
         items = read_cao_json(path, **kwargs)
     elif layout == "globalopinionqa":
-        from surveylm.io.formats import read_globalopinion_csv
+        from surveylm.io.globalopinion import read_globalopinion_csv
 
         items = read_globalopinion_csv(path, **kwargs)
     else:

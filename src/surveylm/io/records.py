@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from surveylm.distributions import check_distribution
+from surveylm.distribution_checks import check_distribution
 from surveylm.errors import DataError, DistributionError, FileFormatError, SurveyLMError, where
 from surveylm.io.textfiles import csv_rows, read_text
 from surveylm.items import ItemSet, item_frame

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from surveylm.distributions import check_distribution, check_distribution_matrix
+from surveylm.distribution_checks import check_distribution, check_distribution_matrix
 from surveylm.errors import CodebookError, DataError, DistributionError
 from surveylm.metrics.registry import names
 

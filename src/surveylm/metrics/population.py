@@ -2,7 +2,8 @@
 
 The full population's weighted shares against the estimate from observed + imputed
 answers (observed one-hot, imputed as predicted distributions): absolute error per option
-and total variation (DESIGN.md, "Population level").
+and total variation (DESIGN.md, "Population level"). Multiple imputation, Rubin pooling
+and interval coverage are :mod:`surveylm.mi_pooling`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from surveylm.distributions import check_distribution_matrix
+from surveylm.distribution_checks import check_distribution_matrix
 from surveylm.errors import DataError, DistributionError
 
 ArrayLike = Sequence[float] | np.ndarray

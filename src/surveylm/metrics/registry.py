@@ -119,9 +119,9 @@ _METRICS = (
     Metric("mi_tv", ("population",), "total variation of the Rubin-pooled shares (0–1)",
            "MI share TV", "lower", f"{_D}:total_variation"),
     Metric("coverage", ("population",), "share of draws whose Rubin interval holds the truth",
-           "MI coverage", "target", "surveylm.population:summarise_coverage"),
+           "MI coverage", "target", "surveylm.mi_pooling:summarise_coverage"),
     Metric("mean_width", ("population",), "mean Rubin interval width (0–1)", "mean width",
-           "lower", "surveylm.population:summarise_coverage"),
+           "lower", "surveylm.mi_pooling:summarise_coverage"),
     Metric("subgroup_tv", ("population",), "total variation of subgroup shares (0–1)",
            "subgroup share TV", "lower", f"{_D}:total_variation"),
     # the model's own output

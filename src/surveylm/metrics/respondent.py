@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from surveylm.distributions import check_distribution_matrix
+from surveylm.distribution_checks import check_distribution_matrix
 from surveylm.errors import DataError
 from surveylm.metrics.registry import names
 

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 #: Registry name → "module:Class".
 MODELS: dict[str, str] = {
-    "uniform": "surveylm.models.baselines:UniformModel",
-    "question-marginal": "surveylm.models.baselines:QuestionMarginalModel",
-    "group-marginal": "surveylm.models.baselines:GroupMarginalModel",
+    "uniform": "surveylm.models.marginals:UniformModel",
+    "question-marginal": "surveylm.models.marginals:QuestionMarginalModel",
+    "group-marginal": "surveylm.models.marginals:GroupMarginalModel",
     "logistic": "surveylm.models.tabular:LogisticModel",
     "random-forest": "surveylm.models.tabular:RandomForestModel",
     "catboost": "surveylm.models.tabular:CatBoostModel",

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import pandas as pd
 
-from surveylm.distributions import check_distribution
+from surveylm.distribution_checks import check_distribution
 from surveylm.errors import (
     ConfigError,
     DataError,
@@ -359,6 +359,7 @@ class AnswerModel(ABC):
         payload = read_model_json(directory)
         try:
             module, _, qualname = payload["class"].partition(":")
+            module = _MOVED_MODULES.get(module, module)
             klass = getattr(importlib.import_module(module), qualname)
         except (ValueError, KeyError, ImportError, AttributeError) as exc:
             raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
@@ -470,6 +471,10 @@ def read_model_json(directory: str | Path) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelError(f"{where(file=path)}not a valid saved model ({exc})") from None
     return payload
+
+
+#: Modules renamed since a model folder may have been saved (``model.json``'s ``class``).
+_MOVED_MODULES = {"surveylm.models.baselines": "surveylm.models.marginals"}
 
 
 def _json_default(obj: Any) -> Any:

@@ -28,7 +28,7 @@ is the average over the ``m`` chains of the target model's probabilities in the 
 iteration; ``Predictions.extra["draws"]`` holds each chain's distribution (item id →
 ``[m, K]``) and ``extra["imputations"]`` each chain's imputed option (item id → ``m``
 indices) — the completed datasets of multiple imputation
-(:func:`surveylm.population.multiple_imputation_shares` uses the draws).
+(:func:`surveylm.mi_pooling.multiple_imputation_shares` uses the draws).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from surveylm.distributions import uniform
+from surveylm.distribution_checks import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions

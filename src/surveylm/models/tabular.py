@@ -32,7 +32,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import pandas as pd
 
-from surveylm.distributions import uniform
+from surveylm.distribution_checks import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions

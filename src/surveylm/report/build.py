@@ -41,7 +41,7 @@ __all__ = ["FIGURES", "build_report"]
 
 #: Every figure the report can hold (file stem under ``RUN/figures``).
 FIGURES = (
-    "vote_share",
+    "target_share",
     "respondent_metrics",
     "reliability",
     "distribution_metrics",
@@ -52,7 +52,7 @@ FIGURES = (
 OPTIONAL_FIGURES = ("training_curves",)
 #: Short link texts of the sections.
 NAV_LABELS = {
-    "vote-share": "Shares", "respondent": "Respondents", "calibration": "Calibration",
+    "target-share": "Shares", "respondent": "Respondents", "calibration": "Calibration",
     "coverage": "Coverage", "distribution": "Group distributions", "examples": "Examples",
     "data-efficiency": "Data efficiency", "imputation": "Imputation", "simulation": "Simulation",
     "training": "Training",
@@ -147,9 +147,9 @@ class _Builder:
         pop = d.table("imputation", "population")
         fig = None
         if pop is not None:
-            fig = self.figure("vote_share", lambda: F.vote_share(pop, methods, scenarios))
-        body = render("vote_share.html.j2", fig=fig, target=target, m=cfg.get("m", "?"))
-        out.append(self.section("vote-share", "Imputation: estimated shares with Rubin intervals",
+            fig = self.figure("target_share", lambda: F.target_share(pop, methods, scenarios))
+        body = render("target_share.html.j2", fig=fig, target=target, m=cfg.get("m", "?"))
+        out.append(self.section("target-share", "Imputation: estimated shares with Rubin intervals",
                                 body))  # fmt: skip
 
         resp = d.table("imputation", "respondent")

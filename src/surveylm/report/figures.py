@@ -45,7 +45,7 @@ __all__ = [
     "reliability",
     "respondent_metrics",
     "save_figure",
-    "vote_share",
+    "target_share",
 ]
 
 #: Okabe–Ito colours, with Paul Tol's wine instead of the yellow (too faint on white);
@@ -154,7 +154,7 @@ def _legend_below(fig: Figure, handles: list, ncol: int | None = None) -> None:
 
 
 # -- imputation ---------------------------------------------------------------------------
-def vote_share(
+def target_share(
     population: pd.DataFrame,
     methods: Sequence[str] | None = None,
     scenarios: Sequence[str] | None = None,

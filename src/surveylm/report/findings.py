@@ -28,7 +28,7 @@ __all__ = [
     "findings",
     "imputation_findings",
     "simulation_findings",
-    "vote_share_findings",
+    "target_share_findings",
 ]
 
 #: The metric imputation methods are ranked by (its direction comes from the registry).
@@ -125,7 +125,7 @@ def imputation_findings(
     return out
 
 
-def vote_share_findings(population: pd.DataFrame | None, target: str = "") -> list[str]:
+def target_share_findings(population: pd.DataFrame | None, target: str = "") -> list[str]:
     """Per scenario: the estimate closest to the true full-sample share (first option) and
     which methods' Rubin intervals contain it in every draw."""
     if population is None:
@@ -243,7 +243,7 @@ def findings(data: RunData) -> list[tuple[str, list[str]]]:
     pop = data.table("imputation", "population")
     worth = data.data_efficiency[0] if data.data_efficiency else None
     return [
-        ("Who gets the share right", vote_share_findings(pop, imp_cfg.get("target", ""))),
+        ("Who gets the share right", target_share_findings(pop, imp_cfg.get("target", ""))),
         ("Imputing respondents", imputation_findings(data.table("imputation", "respondent"),
                                                      imp_cfg, data.table("imputation", "timings"))),
         ("Simulating groups", simulation_findings(data.table("simulation", "overall"), sim_cfg,

@@ -98,7 +98,7 @@ CATALOGUE: dict[str, ModelInfo] = {
     ),
 }
 
-#: How the Rubin intervals of the vote-share estimates are made.
+#: How the Rubin intervals of the target-share estimates are made.
 MULTIPLE_IMPUTATION = (
     "Vote-share intervals: m completed datasets are drawn from each method's predicted "
     "distributions and pooled by Rubin's rules (Rubin 1987), with the small-sample degrees "

@@ -1,8 +1,9 @@
-"""Checking and normalising probability distributions.
+"""Checking and normalising probability distributions (arrays in memory).
 
 Every target and every prediction in surveylm is a distribution over a question's
 options. These helpers refuse anything that is not one, naming where it came from,
-instead of letting a metric silently compute a wrong number.
+instead of letting a metric silently compute a wrong number. Reading and writing files of
+group distributions is :mod:`surveylm.io.distributions`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Baselines: the yardsticks every language model must beat.
+"""Marginal baseline models: the yardsticks every language model must beat.
 
 * :class:`UniformModel` — every option equally likely (no information at all).
 * :class:`QuestionMarginalModel` — the question's overall (weighted) training distribution,
@@ -11,7 +11,8 @@
 
 Questions (or cells) never seen in training fall back — cell → question marginal →
 uniform — and the number of fallbacks is recorded in ``Predictions.extra``, so a table
-never hides that a baseline was guessing.
+never hides that a baseline was guessing. Evaluating these (and any other model) on a
+survey split in one call is :mod:`surveylm.experiments.baselines`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, ClassVar, cast
 
 import numpy as np
 
-from surveylm.distributions import uniform
+from surveylm.distribution_checks import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions

@@ -1,4 +1,4 @@
-"""Population estimates: Rubin's rules, share variances, imputation draws, MI shares, coverage."""
+"""surveylm.mi_pooling: Rubin's rules, share variances, imputation draws, MI shares, coverage."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from surveylm.errors import DataError
-from surveylm.missingness import MCARConfig, mcar
-from surveylm.models.base import Predictions
-from surveylm.population import (
+from surveylm.mi_pooling import (
     completed_shares,
     coverage,
     draw_imputations,
@@ -21,6 +19,8 @@ from surveylm.population import (
     share_variance,
     summarise_coverage,
 )
+from surveylm.missingness import MCARConfig, mcar
+from surveylm.models.base import Predictions
 from surveylm.survey import Question, Survey
 
 
@@ -289,7 +289,7 @@ def test_coverage_is_nominal_over_repeated_samples():
 
 
 def test_model_imputer_fits_on_observed_only(toy_survey):
-    from surveylm.models.baselines import QuestionMarginalModel
+    from surveylm.models.marginals import QuestionMarginalModel
 
     survey = toy_survey.subset(toy_survey.answered("vote"))
     mask = mcar(survey, "vote", 0.4, seed=0)

@@ -1,4 +1,10 @@
-"""Population estimates from imputed data: weighted shares, multiple imputation, Rubin's rules.
+"""Multiple imputation and Rubin pooling: population shares, with intervals, from imputed data.
+
+What lives where: this module draws completed datasets, estimates each one's weighted
+shares with their variance and pools them (Rubin's rules), and measures the coverage of
+the pooled intervals; :mod:`surveylm.metrics.population` holds the plain weighted shares
+and the error of an estimate against the truth (no imputation, no intervals);
+:mod:`surveylm.correct` the prediction-powered (PPI) correction.
 
 An imputation model returns, for each respondent who did not answer, a distribution over
 the options. Multiple imputation (Rubin 1987, *Multiple Imputation for Nonresponse in
@@ -41,7 +47,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from surveylm.distributions import check_distribution_matrix
+from surveylm.distribution_checks import check_distribution_matrix
 from surveylm.errors import DataError, where
 from surveylm.metrics import weighted_shares
 from surveylm.models.base import AnswerModel, Predictions

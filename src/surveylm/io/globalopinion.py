@@ -1,4 +1,7 @@
-"""GlobalOpinionQA-style tables of group distributions (Cao et al.: :mod:`surveylm.io.cao`).
+"""GlobalOpinionQA-style CSV tables of group distributions: reader and writer.
+
+One of the layouts :func:`surveylm.io.distributions.read_distributions` reads (Cao et al.'s
+JSON is :mod:`surveylm.io.cao`, the shared record helpers :mod:`surveylm.io.records`).
 
 * **GlobalOpinionQA-style table** (Durmus et al. 2023) — a CSV with one row per question
   and the columns ``question`` (text), ``options`` (a Python/JSON list of labels) and
@@ -9,8 +12,7 @@
   row within ``tol`` is renormalised, otherwise it is an error naming file, line,
   question and country.
 
-The writer is atomic (:mod:`surveylm.io.atomic`). ``read_cao_json`` and ``write_cao_json``
-are importable from here as before.
+The writer is atomic (:mod:`surveylm.io.atomic`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from surveylm.distributions import check_distribution
+from surveylm.distribution_checks import check_distribution
 from surveylm.errors import CodebookError, DataError, DistributionError, FileFormatError, where
 from surveylm.io.atomic import atomic_path
-from surveylm.io.cao import CAO_REQUIRED, _question_id, read_cao_json, write_cao_json
+from surveylm.io.cao import _question_id
 from surveylm.io.records import (
     _as_list,
     _attribute_group,
@@ -42,11 +44,8 @@ from surveylm.items import ItemSet
 from surveylm.survey import Question
 
 __all__ = [
-    "CAO_REQUIRED",
     "GOQA_COLUMNS",
-    "read_cao_json",
     "read_globalopinion_csv",
-    "write_cao_json",
     "write_globalopinion_csv",
 ]
 
