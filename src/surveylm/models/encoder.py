@@ -455,7 +455,12 @@ class EncoderAnswerModel(AnswerModel):
         """
         from transformers import set_seed
 
-        from surveylm.models.item_texts import item_texts, marginal_log_prior, numeric_bin_edges
+        from surveylm.models.item_texts import (
+            battery_log_prior,
+            item_texts,
+            marginal_log_prior,
+            numeric_bin_edges,
+        )
 
         check_params(self)
         train = items.subset(items.has_target)
@@ -468,6 +473,9 @@ class EncoderAnswerModel(AnswerModel):
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
+        # a hidden or new question's prior: its battery's (leave-one-out) marginal
+        hidden_fit = battery_log_prior(train.questions, {q: np.exp(v) for q, v in
+                                       prior_fit.items()}, train.question_ids)  # fmt: skip
         self.numeric_edges_ = numeric_bin_edges(train, self.numeric_bins)
         texts = item_texts(train, option_template=self.option_template,
                            numeric_bins=self.numeric_edges_)  # fmt: skip
@@ -476,7 +484,8 @@ class EncoderAnswerModel(AnswerModel):
         self._build_scorer(cfg)
         many = len(train.question_ids) > 1
         drop = (0.25 if many else 0.0) if self.prior_dropout is None else self.prior_dropout
-        rows, collator = self._prepare(train, prior_fit, texts=texts)
+        rows, collator = self._prepare(train, {**hidden_fit, **prior_fit}, texts=texts,
+                                       hidden_prior=hidden_fit)  # fmt: skip
         fit_rows = _ItemRows([rows[i] for i in fit_pos], drop)
         val_rows = _ItemRows([rows[i] for i in val_pos], 0.0)
         with scratch_dir("surveylm-encoder-") as tmp:
@@ -500,13 +509,16 @@ class EncoderAnswerModel(AnswerModel):
         self.beats_marginal_ = out.improved
         # the head's part of the scores, once: log priors only add to it
         head = self._logits(train, {})
-        self.unseen_question_weight_, self.seen_question_weight_ = self._shrink_weights(
-            train, head, set(fit_part.question_ids), val_pos, prior_fit
-        )
+        (self.unseen_question_weight_, self.seen_question_weight_,
+         self.unseen_question_prior_) = self._shrink_weights(
+            train, head, set(fit_part.question_ids), val_pos, prior_fit, hidden_fit
+        )  # fmt: skip
         self.validation_["unseen_question_weight"] = self.unseen_question_weight_
+        self.validation_["unseen_question_prior"] = self.unseen_question_prior_
         self.validation_["seen_question_weight"] = self.seen_question_weight_
         prior_all = marginal_log_prior(train)
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
+        self.option_labels_ = {q: list(train.questions[q].options) for q in train.question_ids}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
         if out.improved is False:
             warn_no_gain(f"encoder ({self.train})", out.best_validation_loss,
@@ -537,9 +549,12 @@ class EncoderAnswerModel(AnswerModel):
 
     def _prepare(
         self, items: ItemSet, log_prior: Mapping[str, Any], *, training: bool = True,
-        texts: ItemTexts | None = None,
+        texts: ItemTexts | None = None, hidden_prior: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], Any]:  # fmt: skip
         """Rows of the head's dataset and the collator for ``items``.
+
+        ``log_prior`` is each question's log prior (none: uniform), ``hidden_prior`` what
+        replaces it when prior dropout hides it (none: uniform).
 
         A frozen encoder's embeddings of the items' texts become the scorer's table
         (cached by text); a trained encoder gets the texts' tokens while ``training``,
@@ -573,12 +588,14 @@ class EncoderAnswerModel(AnswerModel):
                                               strict=True)):  # fmt: skip
             k = items.questions[qid].n_options
             prior = log_prior.get(qid)
+            hidden = None if hidden_prior is None else hidden_prior.get(qid)
             rows.append({
                 "lines": texts.lines[i], "line_vocab": [vocab_of[t] for t in texts.lines[i]],
                 "option_vocab": [option_vocab.get(f"{qid}\x1f{j}", 0) for j in range(k)],
                 "question": texts.question[i],
                 "options": texts.options[i], "position": positions[qid],
                 "log_prior": np.zeros(k) if prior is None else np.asarray(prior),
+                "hidden_prior": np.zeros(k) if hidden is None else np.asarray(hidden),
                 "target": target, "weight": float(weights[i]) if self.use_item_weights else 1.0,
             })  # fmt: skip
         return rows, collator
@@ -626,17 +643,35 @@ class EncoderAnswerModel(AnswerModel):
             return self._predict_zero_shot(items)
         dists = []
         alpha, beta = self.unseen_question_weight_, self.seen_question_weight_
-        for logits, qid in zip(self._logits(items, self.log_prior_), items.frame["question_id"],
-                               strict=True):  # fmt: skip
+        new = self._new_question_priors(items)
+        for logits, qid in zip(self._logits(items, {**new, **self.log_prior_}),
+                               items.frame["question_id"], strict=True):  # fmt: skip
             p = _softmax(logits)
             if qid not in self.log_prior_:  # a question never seen in training
-                p = alpha * p + (1 - alpha) / len(p)
+                anchor = np.exp(new[qid]) if qid in new else np.full(len(p), 1.0 / len(p))
+                p = alpha * p + (1 - alpha) * anchor
             else:  # shrunk towards the training marginal as far as validation says
                 p = beta * p + (1 - beta) * np.asarray(self.marginal_[qid])
             dists.append(p / p.sum())
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
-                 "unseen_question_weight": alpha, "seen_question_weight": beta}  # fmt: skip
+                 "unseen_question_weight": alpha, "seen_question_weight": beta,
+                 "unseen_question_prior": self.unseen_question_prior_}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
+
+    def _new_question_priors(self, items: ItemSet) -> dict[str, np.ndarray]:
+        """Log priors of the items' questions not seen in training: their battery's
+        training marginal when validation chose it (``unseen_question_prior_``), else
+        none (uniform)."""
+        from surveylm.models.item_texts import battery_log_prior
+
+        new = [q for q in items.question_ids if q not in self.log_prior_]
+        if self.unseen_question_prior_ != "battery" or not new:
+            return {}
+        labels = getattr(self, "option_labels_", {})
+        questions: dict[str, Any] = {q: _Labels(o) for q, o in labels.items()}
+        questions.update({q: items.questions[q] for q in new})
+        marginals = {q: m for q, m in self.marginal_.items() if q in labels}
+        return battery_log_prior(questions, marginals, new)
 
     def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
         """The fitted head's option scores (log-probabilities up to a constant) per item."""
@@ -660,38 +695,49 @@ class EncoderAnswerModel(AnswerModel):
     @staticmethod
     def _shrink_weights(
         train: ItemSet, head: list[np.ndarray], seen: set[str], val_pos: np.ndarray,
-        prior_fit: Mapping[str, Any],
-    ) -> tuple[float, float]:  # fmt: skip
-        """``(α, β)``: how far to trust the head, by cross-entropy (grid of 11) on the
-        validation items, given its score part ``head`` on every training item.
+        prior_fit: Mapping[str, Any], battery: Mapping[str, Any],
+    ) -> tuple[float, float, str]:  # fmt: skip
+        """``(α, β, prior)``: how far to trust the head, by cross-entropy (grid of 11) on
+        the validation items, given its score part ``head`` on every training item.
 
-        ``α`` weighs ``α · head + (1 − α) · uniform`` for a question never seen in
-        training, chosen on the items of held-out questions; without them (fewer than
-        eight training questions) nothing validates a prior for a new question, so
-        ``α = 0`` and an unseen question gets the uniform distribution rather than an
-        untested guess. ``β`` weighs ``β · head + (1 − β) · marginal`` for seen
-        questions, chosen on their held-out items (1 without any): the model is never
-        further from the marginal than validation supports.
+        ``α`` weighs ``α · head + (1 − α) · prior`` for a question never seen in
+        training, chosen on the items of held-out questions together with the ``prior``
+        both terms start from: ``"battery"`` (the mean marginal of the training
+        questions with the same options, :func:`~surveylm.models.item_texts.
+        battery_log_prior`; uniform for a question without one) or ``"uniform"``.
+        Without held-out questions (fewer than eight training questions) nothing
+        validates a prior for a new question, so ``α = 0`` and an unseen question gets
+        the uniform distribution rather than an untested guess. ``β`` weighs
+        ``β · head + (1 − β) · marginal`` for seen questions, chosen on their held-out
+        items (1 without any): the model is never further from the marginal than
+        validation supports.
         """
         from surveylm.models.blend import choose_weight
 
         grid = np.linspace(0, 1, 11)
         qids = train.frame["question_id"].to_numpy()
-        weights = []
-        for unseen in (True, False):
-            pos = [int(i) for i in val_pos if (qids[i] not in seen) == unseen]
-            if not pos:
-                weights.append(0.0 if unseen else 1.0)
-                continue
+
+        def weight(pos: list[int], log_prior: Any) -> tuple[float, float]:
             probs, anchors = [], []
             for i in pos:
-                k = len(head[i])
-                log_m = np.zeros(k) if unseen else np.asarray(prior_fit[qids[i]])
+                log_m = np.asarray(log_prior(qids[i], len(head[i])))
                 probs.append(_softmax(head[i] + log_m))
-                anchors.append(np.full(k, 1.0 / k) if unseen else np.exp(log_m))
+                anchors.append(_softmax(log_m))
             targets = [np.asarray(train.targets[i], dtype=float) for i in pos]
-            weights.append(choose_weight(probs, anchors, targets, grid)[0])
-        return weights[0], weights[1]
+            w, losses = choose_weight(probs, anchors, targets, grid)
+            return w, min(losses)
+
+        unseen = [int(i) for i in val_pos if qids[i] not in seen]
+        alpha, prior = 0.0, "uniform"
+        if unseen:
+            options = {"uniform": lambda q, k: np.zeros(k),
+                       "battery": lambda q, k: battery.get(q, np.zeros(k))}  # fmt: skip
+            scored = {name: weight(unseen, f) for name, f in options.items()}
+            prior = min(scored, key=lambda name: scored[name][1])
+            alpha = scored[prior][0]
+        seen_pos = [int(i) for i in val_pos if qids[i] in seen]
+        beta = weight(seen_pos, lambda q, k: prior_fit[q])[0] if seen_pos else 1.0
+        return alpha, beta, prior
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
@@ -774,6 +820,8 @@ class EncoderAnswerModel(AnswerModel):
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
                 "unseen_question_weight": self.unseen_question_weight_,
                 "seen_question_weight": self.seen_question_weight_, "marginal": self.marginal_,
+                "unseen_question_prior": self.unseen_question_prior_,
+                "option_labels": self.option_labels_,
             })  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
@@ -821,6 +869,8 @@ class EncoderAnswerModel(AnswerModel):
         model.beats_marginal_ = state.get("beats_marginal")
         model.unseen_question_weight_ = float(state.get("unseen_question_weight", 0.0))
         model.seen_question_weight_ = float(state.get("seen_question_weight", 1.0))
+        model.unseen_question_prior_ = state.get("unseen_question_prior", "uniform")
+        model.option_labels_ = state.get("option_labels", {})
         model.marginal_ = state.get("marginal", {})
         return model
 
@@ -881,8 +931,16 @@ def _calibrated_prior(
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class _Labels:
+    """A training question's option labels, all :func:`battery_log_prior` reads."""
+
+    options: list[str]
+
+
 class _ItemRows(torch.utils.data.Dataset):
-    """Head rows; while training, an item's prior is hidden with ``prior_dropout``.
+    """Head rows; while training, an item's prior is hidden with ``prior_dropout`` (its
+    ``hidden_prior`` takes its place: the battery's leave-one-out marginal, or uniform).
 
     The draws come from torch's global generator, which the fit seeds and which a
     resumed ``Trainer`` restores from its checkpoint, so the same fit (resumed or not)
@@ -899,7 +957,7 @@ class _ItemRows(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         row = self.rows[i]
         if self.prior_dropout > 0 and float(torch.rand(())) < self.prior_dropout:
-            row = {**row, "log_prior": np.zeros_like(row["log_prior"])}
+            row = {**row, "log_prior": row["hidden_prior"]}
         return row
 
 
