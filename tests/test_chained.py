@@ -10,7 +10,7 @@ from surveylm.errors import DataError, NotFittedError
 from surveylm.items import build_group_items, build_respondent_items
 from surveylm.metrics import respondent_metrics
 from surveylm.mi_pooling import coverage, model_imputer, summarise_coverage
-from surveylm.missingness import MCARConfig
+from surveylm.missingness_config import MCARConfig
 from surveylm.models.base import AnswerModel
 from surveylm.models.chained import ChainedEquationsImputer
 from surveylm.models.tabular import LogisticModel

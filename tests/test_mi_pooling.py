@@ -19,7 +19,8 @@ from surveylm.mi_pooling import (
     share_variance,
     summarise_coverage,
 )
-from surveylm.missingness import MCARConfig, mcar
+from surveylm.missingness import mcar
+from surveylm.missingness_config import MCARConfig
 from surveylm.models.base import Predictions
 from surveylm.survey import Question, Survey
 

@@ -10,18 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from surveylm.errors import ConfigError, DataError, FileFormatError
-from surveylm.missingness import (
+from surveylm.filter_expressions import evaluate_filter
+from surveylm.missingness import apply_missingness, convenience, mar, mcar, mnar
+from surveylm.missingness_config import (
     ConvenienceConfig,
     MARConfig,
     MCARConfig,
     MNARConfig,
-    apply_missingness,
-    convenience,
-    evaluate_filter,
     load_scenarios,
-    mar,
-    mcar,
-    mnar,
     scenario_from_dict,
 )
 

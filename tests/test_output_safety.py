@@ -18,7 +18,8 @@ from surveylm.cli import app
 from surveylm.datasets import load_dataset
 from surveylm.errors import CodebookError, ConfigError, DataError, OutputError
 from surveylm.experiments.run_folder import RunRecord, read_run, run_status
-from surveylm.io.atomic import atomic_dir, write_table
+from surveylm.io.atomic import atomic_dir
+from surveylm.io.tables import write_table
 from surveylm.items import build_group_items
 from surveylm.models import make_model
 from surveylm.models.base import AnswerModel, Predictions

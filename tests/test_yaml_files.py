@@ -14,7 +14,7 @@ from surveylm.experiments.imputation_config import load_imputation_config
 from surveylm.experiments.simulation_config import load_simulation_config
 from surveylm.io.labels import load_labels
 from surveylm.io.yaml_files import parse_yaml
-from surveylm.missingness import MNARConfig, load_scenarios
+from surveylm.missingness_config import MNARConfig, load_scenarios
 from surveylm.training.config import FineTuneConfig
 
 

@@ -20,7 +20,7 @@ _EXPORTS: dict[str, str] = {
     "CausalLMAnswerModel": "surveylm.models.causal_lm",
     "ChainedEquationsImputer": "surveylm.models.chained",
     "Codebook": "surveylm.codebook",
-    "ConvenienceConfig": "surveylm.missingness",
+    "ConvenienceConfig": "surveylm.missingness_config",
     "DSAModel": "surveylm.models.dsa",
     "EncoderAnswerModel": "surveylm.models.encoder",
     "Evaluation": "surveylm.evaluation",
@@ -30,9 +30,9 @@ _EXPORTS: dict[str, str] = {
     "ImputationConfig": "surveylm.experiments.imputation_config",
     "ItemSet": "surveylm.items",
     "LogisticModel": "surveylm.models.tabular",
-    "MARConfig": "surveylm.missingness",
-    "MCARConfig": "surveylm.missingness",
-    "MNARConfig": "surveylm.missingness",
+    "MARConfig": "surveylm.missingness_config",
+    "MCARConfig": "surveylm.missingness_config",
+    "MNARConfig": "surveylm.missingness_config",
     "MODELS": "surveylm.models",
     "PooledEstimate": "surveylm.mi_pooling",
     "Predictions": "surveylm.models.base",
@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "load_dataset": "surveylm.datasets",
     "load_masculinity": "surveylm.datasets.fivethirtyeight",
     "load_nonvoters": "surveylm.datasets.fivethirtyeight",
-    "load_scenarios": "surveylm.missingness",
+    "load_scenarios": "surveylm.missingness_config",
     "make_model": "surveylm.models",
     "model_class": "surveylm.models",
     "multiple_imputation_shares": "surveylm.mi_pooling",
@@ -68,7 +68,7 @@ _EXPORTS: dict[str, str] = {
     "run_demo": "surveylm.experiments.demo",
     "run_imputation_benchmark": "surveylm.experiments.imputation",
     "run_simulation_benchmark": "surveylm.experiments.simulation",
-    "scenario_from_dict": "surveylm.missingness",
+    "scenario_from_dict": "surveylm.missingness_config",
     "split_items_by_group": "surveylm.splits",
     "split_items_by_question": "surveylm.splits",
     "split_items_by_source": "surveylm.splits",
@@ -99,12 +99,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from surveylm.io.surveys import read_survey, survey_from_dataframe
     from surveylm.items import Group, ItemSet, build_group_items, build_respondent_items
     from surveylm.mi_pooling import PooledEstimate, multiple_imputation_shares, rubin_pool
-    from surveylm.missingness import (
+    from surveylm.missingness import apply_missingness
+    from surveylm.missingness_config import (
         ConvenienceConfig,
         MARConfig,
         MCARConfig,
         MNARConfig,
-        apply_missingness,
         load_scenarios,
         scenario_from_dict,
     )

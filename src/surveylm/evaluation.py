@@ -120,7 +120,8 @@ class Evaluation:
     def to_files(self, directory: str | Path) -> list[Path]:
         """Write every table as Parquet and CSV, the wide table as CSV and the settings
         as JSON into ``directory`` (each file atomically); returns the paths."""
-        from surveylm.io.atomic import atomic_path, atomic_write_text, write_table
+        from surveylm.io.atomic import atomic_path, atomic_write_text
+        from surveylm.io.tables import write_table
 
         directory = Path(directory)
         paths: list[Path] = []

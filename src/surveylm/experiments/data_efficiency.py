@@ -27,7 +27,7 @@ from surveylm.experiments.simulation import (
     subsample_survey,
 )
 from surveylm.experiments.simulation_config import SimulationConfig, load_simulation_config
-from surveylm.io.atomic import write_table
+from surveylm.io.tables import write_table
 from surveylm.metrics.bootstrap import bootstrap_means
 from surveylm.models import make_run_model
 from surveylm.models.base import derive_seed

@@ -42,11 +42,12 @@ from surveylm.experiments.imputation_config import (
     load_imputation_config,
 )
 from surveylm.experiments.ppi_imputation import ppi_rows, with_mi
-from surveylm.io.atomic import columns_first
+from surveylm.io.tables import columns_first
 from surveylm.items import ItemSet, build_respondent_items
 from surveylm.metrics.registry import names as metric_names
 from surveylm.mi_pooling import multiple_imputation_shares, summarise_coverage
-from surveylm.missingness import MCARConfig, apply_missingness
+from surveylm.missingness import apply_missingness
+from surveylm.missingness_config import MCARConfig
 from surveylm.models import make_run_model, model_class
 from surveylm.models.base import Predictions, derive_seed
 from surveylm.progress import progress_bar

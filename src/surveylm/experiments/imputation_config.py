@@ -2,7 +2,7 @@
 
 A config names a survey (a built-in dataset or a file with its codebook), the target
 question and the features the models see, the non-response scenarios
-(:data:`surveylm.missingness.ScenarioConfig`) and the methods (registry names of
+(:data:`surveylm.missingness_config.ScenarioConfig`) and the methods (registry names of
 :func:`surveylm.models.make_model` with constructor parameters). ``extra="forbid"``
 everywhere, so a typo in the YAML is an error rather than a silently ignored setting.
 """
@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from surveylm.missingness import ScenarioConfig
+from surveylm.missingness_config import ScenarioConfig
 
 
 class MethodConfig(BaseModel):

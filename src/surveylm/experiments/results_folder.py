@@ -38,7 +38,8 @@ def write_results(
         OutputError: ``directory`` is a file or a folder of other files (no
             ``settings.json``).
     """
-    from surveylm.io.atomic import atomic_dir, atomic_write_text, write_table
+    from surveylm.io.atomic import atomic_dir, atomic_write_text
+    from surveylm.io.tables import write_table
 
     directory = Path(directory)
     facts = {k: v for k, v in settings.items() if k not in TIMING_KEYS}

@@ -37,7 +37,7 @@ from surveylm.experiments.simulation_config import (
     SimulationConfig,
     load_simulation_config,
 )
-from surveylm.io.atomic import columns_first
+from surveylm.io.tables import columns_first
 from surveylm.items import ItemSet, build_group_items
 from surveylm.metrics.registry import names as metric_names
 from surveylm.models import make_run_model, model_class

@@ -5,7 +5,8 @@ finished one is expected: either the old file (folder) is still there or the new
 complete. A folder is swapped whole (:func:`atomic_dir`), so a model folder never holds
 new weights beside old settings. Temporaries are named ``.<target>.tmp-XXXXXXXX[suffix]``;
 those a killed process left behind are removed the next time the same target is written
-(:func:`remove_temporaries`).
+(:func:`remove_temporaries`). :func:`scratch_dir` gives a fit a temporary folder for
+its checkpoints. The results-table format is in :mod:`surveylm.io.tables`.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import pandas as pd
+__all__ = [
+    "TEMP_TAG",
+    "atomic_dir",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "remove_temporaries",
+    "replace_dir",
+    "scratch_dir",
+    "temporary_target",
+]
 
 
 def _umask() -> int:
@@ -207,41 +216,6 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
-
-
-def columns_first(frame: pd.DataFrame, lead: list[str]) -> pd.DataFrame:
-    """``frame`` with the ``lead`` columns first (the keys of a tidy table), the rest after."""
-    return frame[[*lead, *[c for c in frame.columns if c not in lead]]]
-
-
-def write_table(frame: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """Write ``stem.parquet`` and ``stem.csv`` atomically: the tidy-results format.
-
-    Object columns that mix types (e.g. labels and numbers) or hold NaN for "none" are
-    made Parquet-safe: missing → null, and mixed values → their string form.
-    """
-    import pandas as pd
-
-    stem = Path(stem)
-    out = frame.copy()
-    for col in out.columns:
-        if out[col].dtype != object:
-            continue
-        values = [None if v is None or (isinstance(v, float) and v != v) else v
-                  for v in out[col]]  # fmt: skip
-        if len({type(v) for v in values if v is not None}) > 1:
-            values = [None if v is None else str(v) for v in values]
-        out[col] = pd.Series(values, index=out.index, dtype=object)
-    paths = []
-    for ext in ("parquet", "csv"):
-        path = stem.with_name(f"{stem.name}.{ext}")
-        with atomic_path(path) as tmp:
-            if ext == "parquet":
-                out.to_parquet(tmp, index=False)
-            else:
-                out.to_csv(tmp, index=False)
-        paths.append(path)
-    return paths
 
 
 @contextlib.contextmanager
