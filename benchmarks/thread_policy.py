@@ -27,7 +27,7 @@ import sys
 WORK = r"""
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-from surveylm.models.encoder import load_sentence_encoder
+from surveylm.models.sentence_folders import load_sentence_encoder
 from surveylm.models.option_head import OptionHead
 torch.manual_seed(0)
 head = OptionHead(384)

@@ -12,12 +12,8 @@ import torch
 from surveylm.datasets.anes import load_anes1996
 from surveylm.errors import ConfigError, ModelError
 from surveylm.items import ItemSet, build_group_items, build_respondent_items
-from surveylm.models.encoder import (
-    EncoderAnswerModel,
-    default_encoder_path,
-    encoder_prompt_format,
-    load_sentence_encoder,
-)
+from surveylm.models.encoder import EncoderAnswerModel, encoder_prompt_format
+from surveylm.models.sentence_folders import default_encoder_path, load_sentence_encoder
 
 FEATURES = ["PID", "selfLR", "educ", "age", "income"]
 
