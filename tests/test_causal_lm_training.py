@@ -257,5 +257,11 @@ def test_a_fit_that_loses_to_the_marginal_answers_with_it(tmp_path):
     for q in items.question_ids:
         rows = np.stack([pred.distributions[i] for i in np.flatnonzero(qids == q)])
         assert np.allclose(rows, rows[0])  # one distribution per question: the marginal
+    # of every training item, the question-marginal baseline's (not the fit part's)
+    from surveylm.models.marginals import QuestionMarginalModel
+
+    baseline = QuestionMarginalModel().fit(items).predict(items)
+    for ours, theirs in zip(pred.distributions, baseline.distributions, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)
     loaded = AnswerModel.load(model.save(tmp_path / "m"))
     assert _same(pred, loaded.predict(items))

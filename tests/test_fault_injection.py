@@ -143,7 +143,7 @@ def respondent_items_file(tmp_path_factory) -> Path:
 
 
 def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_file, tmp_path):
-    """kill -9 right after the epoch-10 checkpoint of ``fit --model encoder``: no model
+    """kill -9 right after the epoch-16 checkpoint of ``fit --model encoder``: no model
     folder, a plain rerun refuses to drop the checkpoints, ``--resume`` with other
     parameters is refused, and ``--resume`` ends with exactly the model of an
     uninterrupted fit (whose best state comes before the kill's step and whose early
@@ -152,9 +152,9 @@ def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_
 
     model = tmp_path / "encoder"
     fit = ["fit", respondent_items_file, "--model", "encoder", "-o", model]
-    killed = surveylm(*fit, kill_at="checkpoint-saved:30")  # 3 steps an epoch
+    killed = surveylm(*fit, kill_at="checkpoint-saved:48")  # 3 steps an epoch
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not model.exists() and (checkpoints_for(model) / "checkpoint-30").is_dir()
+    assert not model.exists() and (checkpoints_for(model) / "checkpoint-48").is_dir()
     refused = surveylm(*fit)
     assert refused.returncode == 1 and "--resume" in refused.stderr, refused.stderr
     other = surveylm(*fit, "--resume", "--param", "hidden=64")
@@ -169,7 +169,7 @@ def test_killed_encoder_fit_resumes_to_the_uninterrupted_model(respondent_items_
     items = ItemSet.read_parquet(respondent_items_file)
     got, clean = AnswerModel.load(model), AnswerModel.load(uninterrupted)
     assert got.output_dir is None  # the checkpoint folder is not a saved parameter
-    assert got.validation_["best_step"] == clean.validation_["best_step"] < 30
+    assert got.validation_["best_step"] == clean.validation_["best_step"] < 48
     a, b = got.predict(items).distributions, clean.predict(items).distributions
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     finished = surveylm(*fit, "--resume")

@@ -314,6 +314,7 @@ class CausalLMAnswerModel(AnswerModel):
         """
         from transformers import set_seed
 
+        from surveylm.models.item_texts import marginal_log_prior
         from surveylm.models.option_scoring import (
             CausalLMOptionScorer,
             OptionCollator,
@@ -358,8 +359,6 @@ class CausalLMAnswerModel(AnswerModel):
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
         if self.marginal_start:
-            from surveylm.models.item_texts import marginal_log_prior
-
             fit_items = train.subset(fit_pos)
             self.log_marginal_ = marginal_log_prior(fit_items)
             self.option_offsets_ = self._marginal_offsets(fit_items)
@@ -395,6 +394,8 @@ class CausalLMAnswerModel(AnswerModel):
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
+        if self.log_marginal_:  # what seen questions get if the LM lost: the baseline's
+            self.log_marginal_ = marginal_log_prior(train)  # marginal, from every item
         name = f"causal LM '{self.model_name or 'default'}'"
         if self.beats_marginal_ is False:
             warn_no_gain(name, out.best_validation_loss, "the training marginal's",

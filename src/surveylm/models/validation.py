@@ -94,9 +94,8 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
             held = rng.choice(questions, size=max(1, round(len(questions) * fraction)),
                               replace=False)  # fmt: skip
             val |= np.isin(qids, held)
-        groups = items.frame["group"].astype(str).to_numpy()
+        groups, variables = _group_keys(items)
         if len(np.unique(groups)) >= MIN_GROUPS_TO_HOLD_OUT:
-            variables = items.frame["group_var"].astype(str).to_numpy()
             for var in np.unique(variables):  # like the test split: groups of each variable
                 uniq = np.unique(groups[variables == var])
                 k = min(len(uniq) - 1, max(1, round(len(uniq) * fraction)))
@@ -117,6 +116,18 @@ def inner_split(items: ItemSet, fraction: float, seed: int) -> tuple[np.ndarray,
     if val.all() or not val.any():
         return np.arange(n), np.array([], dtype=int)
     return np.flatnonzero(~val), np.flatnonzero(val)
+
+
+def _group_keys(items: ItemSet) -> tuple[np.ndarray, np.ndarray]:
+    """Each group item's group (its label, or its context where it has none) and
+    grouping variable (``""`` where it has none), as strings."""
+    import json
+
+    frame = items.frame
+    groups = [str(g) if isinstance(g, str) else json.dumps(c, sort_keys=True, default=str)
+              for g, c in zip(frame["group"], frame["context"], strict=True)]  # fmt: skip
+    variables = [str(v) if isinstance(v, str) else "" for v in frame["group_var"]]
+    return np.array(groups, dtype=object), np.array(variables, dtype=object)
 
 
 def write_training_curves(directory: Path, curves: list[dict]) -> Path:
