@@ -101,3 +101,14 @@ def test_encoder_starts_a_new_battery_question_from_its_siblings(tmp_path):
     assert loaded.unseen_question_prior_ == "battery"
     np.testing.assert_allclose(np.vstack(loaded.predict(test).distributions),
                                np.vstack(model.predict(test).distributions), atol=1e-9)
+
+
+def test_battery_prior_reads_siblings_by_label_in_any_order():
+    survey = _battery_survey(items=2)
+    items = build_group_items(survey, ["b0", "b1"], by="age", min_n=10)
+    marg = {q: np.exp(v) for q, v in marginal_log_prior(items).items()}
+    questions = dict(items.questions)
+    flipped = Question("new", "How important is the new thing?", tuple(reversed(SCALE)))
+    questions["new"] = flipped
+    prior = battery_log_prior(questions, {"b0": marg["b0"]}, ["new"])
+    np.testing.assert_allclose(np.exp(prior["new"]), marg["b0"][::-1])

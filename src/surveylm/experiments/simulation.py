@@ -308,6 +308,19 @@ def permute_options(items: ItemSet, seed: int) -> tuple[ItemSet, dict[str, np.nd
     return ItemSet(frame, questions, items.summary), perms
 
 
+def predict_permuted(model: Any, items: ItemSet, seed: int, name: str) -> Predictions:
+    """The model's predictions for ``items`` asked with permuted options
+    (:func:`permute_options`), mapped back to the codebook order."""
+    permuted, perms = permute_options(items, seed)
+    raw = model.predict(permuted).for_items(permuted)
+    dists = []
+    for d, q in zip(raw.distributions, permuted.frame["question_id"], strict=True):
+        out = np.empty_like(d)
+        out[perms[q]] = d
+        dists.append(out)
+    return Predictions(permuted.item_ids, dists, name)
+
+
 @contextlib.contextmanager
 def prompt_format(model: Any, fmt: str) -> Iterator[None]:
     """Temporarily predict with another prompt format (the DSA model's backend too)."""
@@ -339,14 +352,7 @@ def robustness_rows(
             with prompt_format(model, v):
                 pred = predict_named(model, allitems, name)
         else:
-            permuted, perms = permute_options(allitems, config.seed + 100 + v)
-            raw = model.predict(permuted).for_items(permuted)
-            dists = []
-            for d, q in zip(raw.distributions, permuted.frame["question_id"], strict=True):
-                out = np.empty_like(d)
-                out[perms[q]] = d
-                dists.append(out)
-            pred = Predictions(permuted.item_ids, dists, name)
+            pred = predict_permuted(model, allitems, config.seed + 100 + v, name)
         for split, items in tests.items():
             ev = evaluate(items, {name: pred}, n_boot=0, include_references=False)
             for r in ev.overall.itertuples(index=False):

@@ -26,6 +26,7 @@ from surveylm.io.atomic import scratch_dir
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
 from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
+from surveylm.models.option_order import in_question_order, option_labels
 from surveylm.prompts import default_format, get_format, option_orders
 from surveylm.training.config import FineTuneConfig, override_config
 
@@ -260,8 +261,12 @@ class CausalLMAnswerModel(AnswerModel):
         offsets = self._offsets()
         if offsets:
             qids = items.frame["question_id"].to_numpy()
+            labels = getattr(self, "option_labels_", None)
             for e in encoded:
-                off = offsets.get(qids[e.index])
+                qid = qids[e.index]
+                off = offsets.get(qid)
+                if off is not None:  # in the item's option order, then in the prompt's
+                    off = in_question_order(off, labels, qid, items.questions[qid].options)
                 e.offset = None if off is None else off[e.order]
         return encoded
 
@@ -334,6 +339,7 @@ class CausalLMAnswerModel(AnswerModel):
             raise ModelError("resume_from_checkpoint needs output_dir (where checkpoints are)")
         self._ensure_loaded(fresh=True)  # refitting starts from the base model again
         self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
+        self.option_labels_ = option_labels(train)  # the order of the per-question state
         if self.zero_shot:
             self.trained_, self.history_ = None, []
             return self
@@ -535,9 +541,11 @@ class CausalLMAnswerModel(AnswerModel):
         self._warn_declined()
         dists = [s / c for s, c in zip(sums, counts, strict=True)]
         if getattr(self, "beats_marginal_", None) is False:  # validation preferred the marginal
+            labels = getattr(self, "option_labels_", None)
             for i, q in enumerate(items.frame["question_id"]):
                 if q in self.log_marginal_:
-                    lp = self.log_marginal_[q]
+                    lp = in_question_order(self.log_marginal_[q], labels, q,
+                                           items.questions[q].options)  # fmt: skip
                     dists[i] = np.exp(lp - np.logaddexp.reduce(lp))
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
@@ -715,7 +723,8 @@ class CausalLMAnswerModel(AnswerModel):
                  "option_offsets": {q: v.tolist() for q, v in self._offsets().items()},
                  "log_marginal": {q: v.tolist()
                                   for q, v in (getattr(self, "log_marginal_", None) or {}).items()},
-                 "beats_marginal": getattr(self, "beats_marginal_", None)}  # fmt: skip
+                 "beats_marginal": getattr(self, "beats_marginal_", None),
+                 "option_labels": getattr(self, "option_labels_", {})}  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
 
@@ -755,4 +764,5 @@ class CausalLMAnswerModel(AnswerModel):
                 q: np.asarray(v, dtype=float) for q, v in state.get("log_marginal", {}).items()
             }
             model.beats_marginal_ = state.get("beats_marginal")
+            model.option_labels_ = state.get("option_labels", {})
         return model

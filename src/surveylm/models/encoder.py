@@ -57,6 +57,7 @@ from surveylm.models.base import (
     TrainingParts,
     write_model_json,
 )
+from surveylm.models.option_order import in_question_order, option_labels, trained_positions
 from surveylm.models.param_checks import Rule, check_params
 from surveylm.models.sentence_folders import load_sentence_encoder, save_sentence_encoder
 from surveylm.models.validation import (
@@ -405,6 +406,7 @@ class EncoderAnswerModel(AnswerModel):
         hidden_fit = battery_log_prior(train.questions, {q: np.exp(v) for q, v in
                                        prior_fit.items()}, train.question_ids)  # fmt: skip
         self.numeric_edges_ = numeric_bin_edges(train, self.numeric_bins)
+        self.option_labels_ = option_labels(train)  # the order of all per-question state
         texts = item_texts(train, option_template=self.option_template,
                            numeric_bins=self.numeric_edges_)  # fmt: skip
         self.line_vocab_ = _line_vocabulary(texts)
@@ -446,7 +448,6 @@ class EncoderAnswerModel(AnswerModel):
         self.validation_["seen_question_weight"] = self.seen_question_weight_
         prior_all = marginal_log_prior(train)
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
-        self.option_labels_ = {q: list(train.questions[q].options) for q in train.question_ids}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
         if out.improved is False:
             warn_no_gain(f"encoder ({self.train})", out.best_validation_loss,
@@ -511,15 +512,23 @@ class EncoderAnswerModel(AnswerModel):
         vocab = getattr(self, "line_vocab_", {})
         vocab_of = [vocab.get(text, 0) for text in texts.table.texts]
         option_vocab = getattr(self, "option_vocab_", {})
+        trained = getattr(self, "option_labels_", None)
+        # where each option sits in the training order (options asked in another order)
+        order = {q: trained_positions(None if trained is None else trained.get(q),
+                                      items.questions[q].options) for q in items.question_ids}
         rows = []
         for i, (qid, target) in enumerate(zip(items.frame["question_id"], items.targets,
                                               strict=True)):  # fmt: skip
             k = items.questions[qid].n_options
             prior = log_prior.get(qid)
             hidden = None if hidden_prior is None else hidden_prior.get(qid)
+            idx = order[qid]
+            if idx is not None and prior is not None:
+                prior = np.asarray(prior)[idx]  # a training question's prior: its order
+            cols = range(k) if idx is None else idx
             rows.append({
                 "lines": texts.lines[i], "line_vocab": [vocab_of[t] for t in texts.lines[i]],
-                "option_vocab": [option_vocab.get(f"{qid}\x1f{j}", 0) for j in range(k)],
+                "option_vocab": [option_vocab.get(f"{qid}\x1f{j}", 0) for j in cols],
                 "question": texts.question[i],
                 "options": texts.options[i], "position": positions[qid],
                 "log_prior": np.zeros(k) if prior is None else np.asarray(prior),
@@ -579,7 +588,9 @@ class EncoderAnswerModel(AnswerModel):
                 anchor = np.exp(new[qid]) if qid in new else np.full(len(p), 1.0 / len(p))
                 p = alpha * p + (1 - alpha) * anchor
             else:  # shrunk towards the training marginal as far as validation says
-                p = beta * p + (1 - beta) * np.asarray(self.marginal_[qid])
+                m = in_question_order(self.marginal_[qid], self.option_labels_, qid,
+                                      items.questions[qid].options)  # fmt: skip
+                p = beta * p + (1 - beta) * m
             dists.append(p / p.sum())
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
                  "unseen_question_weight": alpha, "seen_question_weight": beta,

@@ -217,7 +217,8 @@ def battery_log_prior(
     qids: Iterable[str],
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """The prior of a question without a marginal of its own: the log of the mean
-    training marginal of the *other* questions with the same option labels.
+    training marginal of the *other* questions with the same option labels (in any
+    order: each is read by label).
 
     Questions asked with one response scale (a battery: "How important is each of the
     following...") share a distribution more than any text model knows, so a new item of
@@ -237,13 +238,23 @@ def battery_log_prior(
     Returns:
         Question id -> log prior, only for questions with at least one sibling.
     """
+    from surveylm.models.option_order import trained_positions
+
+    def labels(qid: str) -> list[str]:
+        return [str(o) for o in questions[qid].options]
+
     scale: dict[tuple[str, ...], list[str]] = {}
     for qid in marginals:
-        scale.setdefault(tuple(questions[qid].options), []).append(qid)
+        scale.setdefault(tuple(sorted(labels(qid))), []).append(qid)
     out: dict[str, np.ndarray] = {}
     for qid in qids:
-        siblings = [s for s in scale.get(tuple(questions[qid].options), []) if s != qid]
-        if siblings:
-            mean = np.mean([np.asarray(marginals[s], dtype=float) for s in siblings], axis=0)
+        mine = labels(qid)
+        siblings = [s for s in scale.get(tuple(sorted(mine)), []) if s != qid]
+        if siblings:  # each sibling's marginal read by label, in this question's order
+            rows = []
+            for s in siblings:
+                m, idx = np.asarray(marginals[s], dtype=float), trained_positions(labels(s), mine)
+                rows.append(m if idx is None else m[idx])
+            mean = np.mean(rows, axis=0)
             out[qid] = np.log(np.clip(mean, 1e-12, None) / np.clip(mean, 1e-12, None).sum())
     return out

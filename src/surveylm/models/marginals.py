@@ -26,6 +26,7 @@ from surveylm.distribution_checks import uniform
 from surveylm.errors import DataError
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions
+from surveylm.models.option_order import in_question_order, option_labels
 from surveylm.models.param_checks import Rule, check_params
 
 
@@ -96,6 +97,7 @@ class QuestionMarginalModel(AnswerModel):
         check_params(self)
         train = _require_targets(items, self.name)
         self.marginals_: dict[str, np.ndarray] = {}
+        self.option_labels_ = option_labels(train)  # the order of every per-question array
         frame = train.frame
         for qid, part in frame.groupby("question_id", sort=False):
             mean = _weighted_mean(list(part["target"]), part["weight"].to_numpy())
@@ -109,19 +111,24 @@ class QuestionMarginalModel(AnswerModel):
     def predict(self, items: ItemSet) -> Predictions:
         self._check_fitted()
         dists, fallbacks = [], 0
+        labels = getattr(self, "option_labels_", None)
         for q in items.item_questions():
             m = self.marginals_.get(q.id)
             if m is None or len(m) != q.n_options:
                 fallbacks += 1
                 m = uniform(q.n_options)
+            else:  # the options may be asked in another order than in training
+                m = in_question_order(m, labels, q.id, q.options)
             dists.append(m)
         return Predictions(items.item_ids, dists, self.name, extra={"fallbacks": fallbacks})
 
     def _get_state(self) -> dict[str, Any]:
-        return {"marginals": {k: v.tolist() for k, v in self.marginals_.items()}}
+        return {"marginals": {k: v.tolist() for k, v in self.marginals_.items()},
+                "option_labels": getattr(self, "option_labels_", {})}  # fmt: skip
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.marginals_ = {k: np.asarray(v) for k, v in state["marginals"].items()}
+        self.option_labels_ = state.get("option_labels", {})
 
 
 class GroupMarginalModel(AnswerModel):
@@ -200,6 +207,8 @@ class GroupMarginalModel(AnswerModel):
                 dists.append(base.distributions[i])
                 continue
             mean, n = cell
+            mean = in_question_order(mean, getattr(self.marginal_, "option_labels_", None),
+                                     qid, items.questions[qid].options)  # fmt: skip
             dists.append((n * mean + self.smoothing * base.distributions[i]) / (n + self.smoothing))
         return Predictions(items.item_ids, dists, self.name, extra={"fallbacks": fallbacks})
 
