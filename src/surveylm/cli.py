@@ -619,12 +619,16 @@ def demo_cmd(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run in the folder.")
     ] = False,
+    causal_lm: Annotated[
+        bool, typer.Option("--causal-lm", help="Also simulate with the real causal LM "
+                           "(SmolLM2-135M, zero-shot and LoRA): minutes more on a CPU.")
+    ] = False,
 ) -> None:
     """Impute vote choice and simulate group answers on ANES 1996; write report.html."""
     with _friendly_errors():
         from surveylm.experiments.demo import demo_config, demo_summary, run_demo
 
-        cfg = demo_config(quick=quick, seed=seed, path=config)
+        cfg = demo_config(quick=quick, seed=seed, path=config, causal_lm=causal_lm)
         run_dir = output or Path("runs") / ("demo-quick" if quick else "demo")
         results = run_demo(cfg, run_dir, quick=quick, progress=progress,
                            command="surveylm " + " ".join(sys.argv[1:]),

@@ -102,11 +102,31 @@ def load_demo_config(path: str | Path) -> DemoConfig:
     return load_config_file(path, DemoConfig)
 
 
+#: What ``surveylm demo --causal-lm`` adds to the simulation section: the default real
+#: causal LM (SmolLM2-135M-Instruct, :func:`~surveylm.models.hf_loading.default_causal_lm`)
+#: zero-shot and LoRA fine-tuned on the group items, beside the encoder (SubPOP, Cao et
+#: al. 2025), with its prompt-format and option-order robustness.
+DEMO_CAUSAL_LM_METHODS: list[dict[str, Any]] = [
+    {"name": "smollm2 zero-shot", "model": "causal-lm", "fit": False},
+    {"name": "smollm2 lora", "model": "causal-lm"},
+]
+
+
 def demo_config(
-    quick: bool = False, seed: int | None = None, path: str | Path | None = None
-) -> DemoConfig:
+    quick: bool = False, seed: int | None = None, path: str | Path | None = None,
+    causal_lm: bool = False,
+) -> DemoConfig:  # fmt: skip
     """The packaged demo config (``quick``: the one-minute smoke-run settings), or the one
-    at ``path``; ``seed`` replaces its seed."""
+    at ``path``; ``seed`` replaces its seed.
+
+    ``causal_lm`` adds :data:`DEMO_CAUSAL_LM_METHODS` to the simulation section (not to
+    the packaged runs by default: on 2 CPU cores SmolLM2 adds minutes to a demo that has
+    three; with a GPU it is quick). The default model file must be there: a missing one
+    is refused at once with how to get it, before anything runs.
+
+    Raises:
+        ModelError: ``causal_lm`` and the default causal LM's file is absent.
+    """
     if path is not None:
         config = load_demo_config(path)
     else:
@@ -115,6 +135,15 @@ def demo_config(
             config = load_demo_config(p)
     if seed is not None:
         config = DemoConfig.model_validate({**config.model_dump(), "seed": seed})
+    if causal_lm:
+        from surveylm.models.hf_loading import default_causal_lm
+
+        default_causal_lm()  # refuses a missing model file now, not mid-run
+        data = config.model_dump()
+        names = {m["name"] for m in data["simulation"]["methods"]}
+        data["simulation"]["methods"] += [m for m in DEMO_CAUSAL_LM_METHODS
+                                          if m["name"] not in names]  # fmt: skip
+        config = DemoConfig.model_validate(data)
     return config
 
 
