@@ -525,3 +525,15 @@ def test_gguf_cache_folder_is_keyed_by_content(tmp_path, monkeypatch):
     assert gguf_cache_folder(a) != gguf_cache_folder(b)
     monkeypatch.delenv("SURVEYLM_CACHE")
     assert cache_dir() == Path.home() / ".cache" / "surveylm"
+
+
+def test_a_quiet_model_loads_without_transformers_bar(capfd):
+    """``verbose=False`` (``--no-progress``): no "Loading weights" bar per load."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()  # as in a fresh process
+    items = tiny_items(6)
+    CausalLMAnswerModel(str(tiny_model_dir("space")), verbose=False).predict(items)
+    assert "Loading weights" not in capfd.readouterr().err
+    CausalLMAnswerModel(str(tiny_model_dir("space")), verbose=True).predict(items)
+    assert "Loading weights" in capfd.readouterr().err  # the bar the quiet run hides

@@ -12,6 +12,7 @@ without fine-tuning is the zero-shot baseline those papers compare against.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -25,7 +26,12 @@ from surveylm.errors import DataError, ModelError, where
 from surveylm.io.atomic import scratch_dir
 from surveylm.items import ItemSet
 from surveylm.models.base import AnswerModel, Predictions, write_model_json
-from surveylm.models.hf_loading import load_causal_lm, resolve_device, resolve_dtype
+from surveylm.models.hf_loading import (
+    load_causal_lm,
+    quiet_loading,
+    resolve_device,
+    resolve_dtype,
+)
 from surveylm.models.option_order import in_question_order, option_labels
 from surveylm.prompts import default_format, get_format, option_orders
 from surveylm.training.config import FineTuneConfig, override_config
@@ -213,12 +219,13 @@ class CausalLMAnswerModel(AnswerModel):
         if getattr(self, "_lm", None) is not None and not fresh:
             return
         device = resolve_device(self.device)
-        model, tokenizer = load_causal_lm(
-            self.model_name,
-            dtype=resolve_dtype(self.dtype, device),
-            trust_remote_code=self.trust_remote_code,
-            use_safetensors=self.use_safetensors,
-        )
+        with contextlib.nullcontext() if self.verbose else quiet_loading():
+            model, tokenizer = load_causal_lm(
+                self.model_name,
+                dtype=resolve_dtype(self.dtype, device),
+                trust_remote_code=self.trust_remote_code,
+                use_safetensors=self.use_safetensors,
+            )
         self._device = device
         # frozen and in eval mode: inference only until fit() unfreezes what it trains
         self._lm = model.requires_grad_(False).to(device).eval()
