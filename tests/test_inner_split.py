@@ -8,6 +8,7 @@ import pytest
 
 from surveylm.items import build_group_items
 from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
+from surveylm.models.option_order import option_labels
 from surveylm.models.validation import inner_split
 from surveylm.survey import Question, Survey
 
@@ -66,7 +67,7 @@ def test_battery_prior_is_the_siblings_mean_leaving_the_question_out():
     survey = _battery_survey(items=3)
     items = build_group_items(survey, ["b0", "b1", "b2", "yes"], by="age", min_n=10)
     marg = {q: np.exp(v) for q, v in marginal_log_prior(items).items()}
-    prior = battery_log_prior(items.questions, {q: marg[q] for q in ("b0", "b1", "yes")},
+    prior = battery_log_prior(option_labels(items), {q: marg[q] for q in ("b0", "b1", "yes")},
                               ["b0", "b2", "yes"])  # fmt: skip
     assert set(prior) == {"b0", "b2"}  # "yes" has no sibling on its scale
     np.testing.assert_allclose(np.exp(prior["b0"]), marg["b1"])  # itself left out
@@ -107,8 +108,6 @@ def test_battery_prior_reads_siblings_by_label_in_any_order():
     survey = _battery_survey(items=2)
     items = build_group_items(survey, ["b0", "b1"], by="age", min_n=10)
     marg = {q: np.exp(v) for q, v in marginal_log_prior(items).items()}
-    questions = dict(items.questions)
-    flipped = Question("new", "How important is the new thing?", tuple(reversed(SCALE)))
-    questions["new"] = flipped
-    prior = battery_log_prior(questions, {"b0": marg["b0"]}, ["new"])
+    labels = {**option_labels(items), "new": list(reversed(SCALE))}
+    prior = battery_log_prior(labels, {"b0": marg["b0"]}, ["new"])
     np.testing.assert_allclose(np.exp(prior["new"]), marg["b0"][::-1])

@@ -269,12 +269,11 @@ class CausalLMAnswerModel(AnswerModel):
         if offsets:
             qids = items.frame["question_id"].to_numpy()
             labels = getattr(self, "option_labels_", None)
+            mine = {q: in_question_order(offsets[q], labels, q, items.questions[q].options)
+                    for q in items.question_ids if q in offsets}  # the items' option order
             for e in encoded:
-                qid = qids[e.index]
-                off = offsets.get(qid)
-                if off is not None:  # in the item's option order, then in the prompt's
-                    off = in_question_order(off, labels, qid, items.questions[qid].options)
-                e.offset = None if off is None else off[e.order]
+                off = mine.get(qids[e.index])
+                e.offset = None if off is None else off[e.order]  # the prompt's order
         return encoded
 
     def _offsets(self) -> dict[str, np.ndarray]:

@@ -403,10 +403,10 @@ class EncoderAnswerModel(AnswerModel):
         fit_part = train.subset(fit_pos)
         prior_fit = marginal_log_prior(fit_part)
         # a hidden or new question's prior: its battery's (leave-one-out) marginal
-        hidden_fit = battery_log_prior(train.questions, {q: np.exp(v) for q, v in
+        self.option_labels_ = option_labels(train)  # the order of all per-question state
+        hidden_fit = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
                                        prior_fit.items()}, train.question_ids)  # fmt: skip
         self.numeric_edges_ = numeric_bin_edges(train, self.numeric_bins)
-        self.option_labels_ = option_labels(train)  # the order of all per-question state
         texts = item_texts(train, option_template=self.option_template,
                            numeric_bins=self.numeric_edges_)  # fmt: skip
         self.line_vocab_ = _line_vocabulary(texts)
@@ -606,11 +606,9 @@ class EncoderAnswerModel(AnswerModel):
         new = [q for q in items.question_ids if q not in self.log_prior_]
         if self.unseen_question_prior_ != "battery" or not new:
             return {}
-        labels = getattr(self, "option_labels_", {})
-        questions: dict[str, Any] = {q: _Labels(o) for q, o in labels.items()}
-        questions.update({q: items.questions[q] for q in new})
-        marginals = {q: m for q, m in self.marginal_.items() if q in labels}
-        return battery_log_prior(questions, marginals, new)
+        trained = getattr(self, "option_labels_", {})
+        marginals = {q: m for q, m in self.marginal_.items() if q in trained}
+        return battery_log_prior({**trained, **option_labels(items)}, marginals, new)
 
     def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
         """The fitted head's option scores (log-probabilities up to a constant) per item."""
@@ -868,13 +866,6 @@ def _calibrated_prior(
                 break
         out[qid] = (bias - bias.max()).tolist()
     return out
-
-
-@dataclasses.dataclass(frozen=True)
-class _Labels:
-    """A training question's option labels, all :func:`battery_log_prior` reads."""
-
-    options: list[str]
 
 
 class _ItemRows(torch.utils.data.Dataset):

@@ -192,9 +192,11 @@ def marginal_log_prior(
     ``(n · mean + s · uniform) / (n + s)`` over the question's ``n`` items, so no option
     gets probability 0 and an LM shrunk all the way is exactly the baseline. (A
     pseudo-count of ``s`` items *per option* instead moved a 12-group question's
-    marginal by TV .023 towards uniform, on the non-voters survey a third of the gap
-    between the question marginal and the groups.)
+    marginal by TV .023 towards uniform on the non-voters survey, where the question
+    marginal is TV .058 from unseen groups' distributions.)
     """
+    from surveylm.models.marginals import smoothed_marginal
+
     out: dict[str, np.ndarray] = {}
     qids = items.frame["question_id"].to_numpy()
     w = items.frame["weight"].to_numpy(dtype=float) if weights is None else np.asarray(weights)
@@ -202,18 +204,16 @@ def marginal_log_prior(
     for qid in items.question_ids:
         pos = [int(i) for i in np.flatnonzero(qids == qid) if targets[i] is not None]
         k = items.questions[qid].n_options
-        total, mass = np.zeros(k), 0.0
-        for i in pos:
-            total += w[i] * np.asarray(targets[i], dtype=float)
-            mass += w[i]
-        mean = total / mass if mass > 0 else np.full(k, 1.0 / k)
-        n = float(len(pos))
-        out[qid] = np.log((n * mean + smoothing / k) / (n + smoothing))
+        if not pos:
+            out[qid] = np.full(k, -np.log(k))
+            continue
+        known = [np.asarray(targets[i], dtype=float) for i in pos]
+        out[qid] = np.log(smoothed_marginal(known, w[pos], smoothing))
     return out
 
 
 def battery_log_prior(
-    questions: Mapping[str, Any], marginals: Mapping[str, Sequence[float]],
+    labels: Mapping[str, Sequence[str]], marginals: Mapping[str, Sequence[float]],
     qids: Iterable[str],
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """The prior of a question without a marginal of its own: the log of the mean
@@ -229,8 +229,8 @@ def battery_log_prior(
     why a model uses this only where validation on held-out questions says so.
 
     Args:
-        questions: Question id -> :class:`~surveylm.survey.Question` (option labels), for
-            the training questions and every id in ``qids``.
+        labels: Question id -> option labels, for the training questions and every id in
+            ``qids`` (:func:`~surveylm.models.option_order.option_labels`).
         marginals: Training question id -> its marginal (probabilities).
         qids: The questions to give a prior; a question in ``marginals`` is left out of
             its own mean (a leave-one-out prior while training).
@@ -240,20 +240,17 @@ def battery_log_prior(
     """
     from surveylm.models.option_order import trained_positions
 
-    def labels(qid: str) -> list[str]:
-        return [str(o) for o in questions[qid].options]
-
     scale: dict[tuple[str, ...], list[str]] = {}
     for qid in marginals:
-        scale.setdefault(tuple(sorted(labels(qid))), []).append(qid)
+        scale.setdefault(tuple(sorted(labels[qid])), []).append(qid)
     out: dict[str, np.ndarray] = {}
     for qid in qids:
-        mine = labels(qid)
+        mine = list(labels[qid])
         siblings = [s for s in scale.get(tuple(sorted(mine)), []) if s != qid]
         if siblings:  # each sibling's marginal read by label, in this question's order
             rows = []
             for s in siblings:
-                m, idx = np.asarray(marginals[s], dtype=float), trained_positions(labels(s), mine)
+                m, idx = np.asarray(marginals[s], dtype=float), trained_positions(labels[s], mine)
                 rows.append(m if idx is None else m[idx])
             mean = np.mean(rows, axis=0)
             out[qid] = np.log(np.clip(mean, 1e-12, None) / np.clip(mean, 1e-12, None).sum())

@@ -44,6 +44,17 @@ def _weighted_mean(targets: Sequence[np.ndarray], weights: np.ndarray) -> np.nda
     return np.average(np.vstack(targets), axis=0, weights=w)
 
 
+def smoothed_marginal(
+    targets: Sequence[np.ndarray], weights: np.ndarray, smoothing: float
+) -> np.ndarray:
+    """``(n · mean + s · uniform) / (n + s)``: the weighted mean of ``n`` items' targets
+    with ``s`` items' worth of the uniform, the question-marginal baseline's distribution
+    (and the start of every fitted LM answer model)."""
+    mean = _weighted_mean(targets, weights)
+    n = float(len(targets))
+    return (n * mean + smoothing * uniform(len(mean))) / (n + smoothing)
+
+
 class UniformModel(AnswerModel):
     """Every option equally likely. Needs no training; ``fit`` only records that it ran.
 
@@ -100,11 +111,8 @@ class QuestionMarginalModel(AnswerModel):
         self.option_labels_ = option_labels(train)  # the order of every per-question array
         frame = train.frame
         for qid, part in frame.groupby("question_id", sort=False):
-            mean = _weighted_mean(list(part["target"]), part["weight"].to_numpy())
-            n = float(len(part))
-            k = len(mean)
-            self.marginals_[str(qid)] = (n * mean + self.smoothing * uniform(k)) / (
-                n + self.smoothing
+            self.marginals_[str(qid)] = smoothed_marginal(
+                list(part["target"]), part["weight"].to_numpy(), self.smoothing
             )
         return self
 
