@@ -157,23 +157,18 @@ class HeadCollator:
     Args:
         token_ids: Token ids of every text in the table, or ``None``.
         pad_id: Padding token id.
-        prior_dropout: Probability that an item's log prior is replaced by the uniform
-            while training (so the prior network ``π`` learns what an unseen question
-            gets); 0 at predict time.
-        seed: Seed of the prior-dropout draws.
+
+    Prior dropout (hiding an item's prior while training) is the dataset's
+    (``surveylm.models.encoder._ItemRows``), which knows what replaces the prior.
     """
 
     def __init__(
         self,
         token_ids: Sequence[Sequence[int]] | None,
         pad_id: int = 0,
-        prior_dropout: float = 0.0,
-        seed: int = 0,
     ) -> None:
         self.token_ids = token_ids
         self.pad_id = pad_id
-        self.prior_dropout = prior_dropout
-        self.rng = np.random.default_rng(seed)
 
     def __call__(self, batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         used: dict[int, int] = {}
@@ -195,7 +190,6 @@ class HeadCollator:
         position = torch.zeros((n, k_max, 4), dtype=torch.float32)
         prior = torch.zeros((n, k_max), dtype=torch.float32)
         targets = torch.zeros((n, k_max), dtype=torch.float32)
-        drop = self.rng.random(n) < self.prior_dropout if self.prior_dropout > 0 else None
         for i, b in enumerate(batch):
             for j, t in enumerate(b["lines"]):
                 line_index[i, j] = local(t)
@@ -207,8 +201,7 @@ class HeadCollator:
                 option_vocab[i, :k] = torch.as_tensor(b["option_vocab"])
             option_index[i, :k] = torch.as_tensor([local(t) for t in b["options"]])
             position[i, :k] = torch.as_tensor(b["position"], dtype=torch.float32)
-            if drop is None or not drop[i]:
-                prior[i, :k] = torch.as_tensor(b["log_prior"], dtype=torch.float32)
+            prior[i, :k] = torch.as_tensor(b["log_prior"], dtype=torch.float32)
             if b.get("target") is not None:
                 targets[i, :k] = torch.as_tensor(np.asarray(b["target"], dtype=np.float32))
         out = {
