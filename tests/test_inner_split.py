@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -86,7 +88,7 @@ def test_encoder_starts_a_new_battery_question_from_its_siblings(tmp_path):
     train = items.subset(~items.frame["question_id"].isin(["b11"]).to_numpy())
     test = items.subset(items.frame["question_id"].isin(["b11"]).to_numpy())
     model = EncoderAnswerModel(fine_tune={"epochs": 20.0}, verbose=False).fit(train)
-    assert model.validation_["unseen_question_prior"] == "battery"
+    assert model.shrinkage_.new_question_prior == "battery"
     pred = np.vstack(model.predict(test).distributions)
     truth = np.vstack([np.asarray(t, dtype=float) for t in test.targets])
     tv = 0.5 * np.abs(pred - truth).sum(axis=1).mean()
@@ -94,12 +96,12 @@ def test_encoder_starts_a_new_battery_question_from_its_siblings(tmp_path):
     assert tv < 0.5 * tv_uniform
     # fully shrunk, the prediction is exactly the siblings' mean training marginal, and
     # a saved model predicts the same
-    model.unseen_question_weight_ = 0.0
+    model.shrinkage_ = dataclasses.replace(model.shrinkage_, new_question=0.0)
     expected = np.mean([model.marginal_[f"b{j}"] for j in range(11)], axis=0)
     for row in model.predict(test).distributions:
         np.testing.assert_allclose(row, expected / expected.sum(), atol=1e-9)
     loaded = EncoderAnswerModel.load(model.save(tmp_path / "m"))
-    assert loaded.unseen_question_prior_ == "battery"
+    assert loaded.shrinkage_ == model.shrinkage_
     np.testing.assert_allclose(np.vstack(loaded.predict(test).distributions),
                                np.vstack(model.predict(test).distributions), atol=1e-9)
 

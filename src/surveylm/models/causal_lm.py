@@ -33,6 +33,7 @@ from surveylm.models.hf_loading import (
     resolve_dtype,
 )
 from surveylm.models.option_order import in_question_order, option_labels
+from surveylm.models.shrinkage import Shrinkage
 from surveylm.prompts import default_format, get_format, option_orders
 from surveylm.training.config import FineTuneConfig, override_config
 
@@ -140,6 +141,9 @@ class CausalLMAnswerModel(AnswerModel):
     option_offsets_: dict[str, np.ndarray]
     log_marginal_: dict[str, np.ndarray]
     beats_marginal_: bool | None
+    marginal_: dict[str, list[float]]
+    shrinkage_: Shrinkage | None
+    fit_groups_: list[str] | None
 
     def __init__(
         self,
@@ -346,6 +350,8 @@ class CausalLMAnswerModel(AnswerModel):
         self._ensure_loaded(fresh=True)  # refitting starts from the base model again
         self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
         self.option_labels_ = option_labels(train)  # the order of the per-question state
+        self.marginal_ = {q: np.exp(v).tolist() for q, v in marginal_log_prior(train).items()}
+        self.shrinkage_, self.fit_groups_ = None, None
         if self.zero_shot:
             self.trained_, self.history_ = None, []
             return self
@@ -406,6 +412,8 @@ class CausalLMAnswerModel(AnswerModel):
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
+        self.shrinkage_ = self._choose_shrinkage(train, fit_pos, val_pos)
+        self.validation_["shrinkage"] = self.shrinkage_.to_dict()
         if self.log_marginal_:  # what seen questions get if the LM lost: the baseline's
             self.log_marginal_ = marginal_log_prior(train)  # marginal, from every item
         name = f"causal LM '{self.model_name or 'default'}'"
@@ -418,6 +426,37 @@ class CausalLMAnswerModel(AnswerModel):
                          out.initial_validation_loss,
                          "the untrained (zero-shot) weights are kept")  # fmt: skip
         return self
+
+    def _choose_shrinkage(
+        self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray
+    ) -> Shrinkage:
+        """How far to trust the fitted LM for each kind of item
+        (:func:`~surveylm.models.shrinkage.choose_shrinkage`), from its predictions of the
+        validation items (its scores do not depend on the anchor: pooled in probability).
+        """
+        from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
+        from surveylm.models.shrinkage import choose_shrinkage, group_keys, item_kinds
+
+        fit_part = train.subset(fit_pos)
+        self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
+        if len(val_pos) == 0:
+            return Shrinkage()
+        qids = train.frame["question_id"].to_numpy()
+        log_fit = marginal_log_prior(fit_part)
+        battery = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
+                                    log_fit.items()}, train.question_ids)  # fmt: skip
+        predicted = dict(zip(val_pos.tolist(), self.predict(train.subset(val_pos)).distributions,
+                             strict=True))  # fmt: skip
+
+        def anchor(i: int, name: str) -> np.ndarray:
+            k = len(predicted[i])
+            lp = {"marginal": log_fit, "battery": battery}.get(name, {}).get(qids[i])
+            lp = np.zeros(k) if lp is None else np.asarray(lp, dtype=float)
+            return np.exp(lp - np.logaddexp.reduce(lp))
+
+        kinds = item_kinds(train, set(fit_part.question_ids), set(self.fit_groups_))
+        return choose_shrinkage(kinds, train.targets, val_pos,
+                                model=lambda i, name: predicted[i], anchor=anchor)
 
     def fine_tune_config(self) -> FineTuneConfig:
         """The resolved fitting settings: :func:`causal_lm_default_config`, overridden key
@@ -553,12 +592,28 @@ class CausalLMAnswerModel(AnswerModel):
                     lp = in_question_order(self.log_marginal_[q], labels, q,
                                            items.questions[q].options)  # fmt: skip
                     dists[i] = np.exp(lp - np.logaddexp.reduce(lp))
+        shrink = getattr(self, "shrinkage_", None)
+        if shrink is not None:  # fitted: as far from its anchors as validation supports
+            from surveylm.models.shrinkage import (
+                anchors,
+                item_kinds,
+                new_question_log_priors,
+                pool,
+            )
+
+            groups = getattr(self, "fit_groups_", None)
+            kinds = item_kinds(items, set(self.marginal_), None if groups is None else set(groups))
+            new = new_question_log_priors(shrink, self.option_labels_, self.marginal_, items)
+            dists = [pool(p, a, shrink.weight(k)) for p, a, k in zip(
+                dists, anchors(items, kinds, self.option_labels_, self.marginal_, new), kinds,
+                strict=True)]  # fmt: skip
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
                    "chat": self.uses_chat, "speedups": dict(self.speedups),
                    "marginal_start": bool(self._offsets()),
-                   "beats_marginal": getattr(self, "beats_marginal_", None)},
+                   "beats_marginal": getattr(self, "beats_marginal_", None),
+                   "shrinkage": None if shrink is None else shrink.to_dict()},
         )  # fmt: skip
 
     def _trim_status(self) -> str:
@@ -724,13 +779,17 @@ class CausalLMAnswerModel(AnswerModel):
             from surveylm.models.validation import write_training_curves
 
             write_training_curves(directory, self.curves_)
+        shrink = getattr(self, "shrinkage_", None)
         state = {"fitted": self.is_fitted, "trained": trained,
                  "history": getattr(self, "history_", []), "curves": getattr(self, "curves_", []),
                  "option_offsets": {q: v.tolist() for q, v in self._offsets().items()},
                  "log_marginal": {q: v.tolist()
                                   for q, v in (getattr(self, "log_marginal_", None) or {}).items()},
                  "beats_marginal": getattr(self, "beats_marginal_", None),
-                 "option_labels": getattr(self, "option_labels_", {})}  # fmt: skip
+                 "option_labels": getattr(self, "option_labels_", {}),
+                 "marginal": getattr(self, "marginal_", {}),
+                 "shrinkage": None if shrink is None else shrink.to_dict(),
+                 "fit_groups": getattr(self, "fit_groups_", None)}  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
 
@@ -771,4 +830,8 @@ class CausalLMAnswerModel(AnswerModel):
             }
             model.beats_marginal_ = state.get("beats_marginal")
             model.option_labels_ = state.get("option_labels", {})
+            model.marginal_ = state.get("marginal", {})
+            shrink = state.get("shrinkage")  # None: saved before pooling (predicts as then)
+            model.shrinkage_ = None if shrink is None else Shrinkage(**shrink)
+            model.fit_groups_ = state.get("fit_groups")
         return model

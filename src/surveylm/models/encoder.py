@@ -57,9 +57,10 @@ from surveylm.models.base import (
     TrainingParts,
     write_model_json,
 )
-from surveylm.models.option_order import in_question_order, option_labels, trained_positions
+from surveylm.models.option_order import option_labels, trained_positions
 from surveylm.models.param_checks import Rule, check_params
 from surveylm.models.sentence_folders import load_sentence_encoder, save_sentence_encoder
+from surveylm.models.shrinkage import Shrinkage
 from surveylm.models.validation import (
     MarginalWarning,
     inner_split,
@@ -390,6 +391,7 @@ class EncoderAnswerModel(AnswerModel):
             marginal_log_prior,
             numeric_bin_edges,
         )
+        from surveylm.models.shrinkage import group_keys
 
         check_params(self)
         train = items.subset(items.has_target)
@@ -439,13 +441,10 @@ class EncoderAnswerModel(AnswerModel):
         self.beats_marginal_ = out.improved
         # the head's part of the scores, once: log priors only add to it
         head = self._logits(train, {})
-        (self.unseen_question_weight_, self.seen_question_weight_,
-         self.unseen_question_prior_) = self._shrink_weights(
-            train, head, set(fit_part.question_ids), val_pos, prior_fit, hidden_fit
-        )  # fmt: skip
-        self.validation_["unseen_question_weight"] = self.unseen_question_weight_
-        self.validation_["unseen_question_prior"] = self.unseen_question_prior_
-        self.validation_["seen_question_weight"] = self.seen_question_weight_
+        self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
+        self.shrinkage_ = self._choose_shrinkage(train, head, fit_part, val_pos, prior_fit,
+                                                 hidden_fit)  # fmt: skip
+        self.validation_["shrinkage"] = self.shrinkage_.to_dict()
         prior_all = marginal_log_prior(train)
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
@@ -578,37 +577,26 @@ class EncoderAnswerModel(AnswerModel):
             return Predictions(np.array([], dtype=object), [], self.name)
         if not self.is_fitted:
             return self._predict_zero_shot(items)
-        dists = []
-        alpha, beta = self.unseen_question_weight_, self.seen_question_weight_
+        from surveylm.models.shrinkage import anchors, item_kinds, pool
+
+        shrink = self.shrinkage_
         new = self._new_question_priors(items)
-        for logits, qid in zip(self._logits(items, {**new, **self.log_prior_}),
-                               items.frame["question_id"], strict=True):  # fmt: skip
-            p = _softmax(logits)
-            if qid not in self.log_prior_:  # a question never seen in training
-                anchor = np.exp(new[qid]) if qid in new else np.full(len(p), 1.0 / len(p))
-                p = alpha * p + (1 - alpha) * anchor
-            else:  # shrunk towards the training marginal as far as validation says
-                m = in_question_order(self.marginal_[qid], self.option_labels_, qid,
-                                      items.questions[qid].options)  # fmt: skip
-                p = beta * p + (1 - beta) * m
-            dists.append(p / p.sum())
+        kinds = item_kinds(items, set(self.log_prior_), self._fit_groups())
+        logits = self._logits(items, {**new, **self.log_prior_})
+        dists = [pool(_softmax(z), a, shrink.weight(kind)) for z, a, kind in zip(
+            logits, anchors(items, kinds, self.option_labels_, self.marginal_, new), kinds,
+            strict=True)]  # fmt: skip
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
-                 "unseen_question_weight": alpha, "seen_question_weight": beta,
-                 "unseen_question_prior": self.unseen_question_prior_}  # fmt: skip
+                 "shrinkage": shrink.to_dict()}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
 
     def _new_question_priors(self, items: ItemSet) -> dict[str, np.ndarray]:
-        """Log priors of the items' questions not seen in training: their battery's
-        training marginal when validation chose it (``unseen_question_prior_``), else
-        none (uniform)."""
-        from surveylm.models.item_texts import battery_log_prior
+        """Log priors of the items' questions not seen in training
+        (:func:`~surveylm.models.shrinkage.new_question_log_priors`)."""
+        from surveylm.models.shrinkage import new_question_log_priors
 
-        new = [q for q in items.question_ids if q not in self.log_prior_]
-        if self.unseen_question_prior_ != "battery" or not new:
-            return {}
-        trained = getattr(self, "option_labels_", {})
-        marginals = {q: m for q, m in self.marginal_.items() if q in trained}
-        return battery_log_prior({**trained, **option_labels(items)}, marginals, new)
+        return new_question_log_priors(self.shrinkage_, getattr(self, "option_labels_", {}),
+                                       self.marginal_, items)  # fmt: skip
 
     def _logits(self, items: ItemSet, log_prior: Mapping[str, Any]) -> list[np.ndarray]:
         """The fitted head's option scores (log-probabilities up to a constant) per item."""
@@ -629,52 +617,39 @@ class EncoderAnswerModel(AnswerModel):
                                                                   strict=True)]  # fmt: skip
         return out
 
+    def _fit_groups(self) -> set[str] | None:
+        """The groups of the fit part (``None`` for a model saved before they were kept)."""
+        groups = getattr(self, "fit_groups_", None)
+        return None if groups is None else set(groups)
+
     @staticmethod
-    def _shrink_weights(
-        train: ItemSet, head: list[np.ndarray], seen: set[str], val_pos: np.ndarray,
+    def _choose_shrinkage(
+        train: ItemSet, head: list[np.ndarray], fit_part: ItemSet, val_pos: np.ndarray,
         prior_fit: Mapping[str, Any], battery: Mapping[str, Any],
-    ) -> tuple[float, float, str]:  # fmt: skip
-        """``(α, β, prior)``: how far to trust the head, by cross-entropy (grid of 11) on
-        the validation items, given its score part ``head`` on every training item.
+    ) -> Shrinkage:  # fmt: skip
+        """How far to trust the head for each kind of item
+        (:func:`~surveylm.models.shrinkage.choose_shrinkage`), given its score part
+        ``head`` on every training item: the head's scores start from the anchor (the
+        fit part's marginal, or for a held-out question the uniform or its battery's
+        leave-one-out marginal ``battery``), so the two are pooled in probability."""
+        from surveylm.models.shrinkage import choose_shrinkage, group_keys, item_kinds
 
-        ``α`` weighs ``α · head + (1 − α) · prior`` for a question never seen in
-        training, chosen on the items of held-out questions together with the ``prior``
-        both terms start from: ``"battery"`` (the mean marginal of the training
-        questions with the same options, :func:`~surveylm.models.item_texts.
-        battery_log_prior`; uniform for a question without one) or ``"uniform"``.
-        Without held-out questions (fewer than eight training questions) nothing
-        validates a prior for a new question, so ``α = 0`` and an unseen question gets
-        the uniform distribution rather than an untested guess. ``β`` weighs
-        ``β · head + (1 − β) · marginal`` for seen questions, chosen on their held-out
-        items (1 without any): the model is never further from the marginal than
-        validation supports.
-        """
-        from surveylm.models.blend import choose_weight
-
-        grid = np.linspace(0, 1, 11)
         qids = train.frame["question_id"].to_numpy()
 
-        def weight(pos: list[int], log_prior: Any) -> tuple[float, float]:
-            probs, anchors = [], []
-            for i in pos:
-                log_m = np.asarray(log_prior(qids[i], len(head[i])))
-                probs.append(_softmax(head[i] + log_m))
-                anchors.append(_softmax(log_m))
-            targets = [np.asarray(train.targets[i], dtype=float) for i in pos]
-            w, losses = choose_weight(probs, anchors, targets, grid)
-            return w, min(losses)
+        def log_anchor(i: int, name: str) -> np.ndarray:
+            if name == "marginal":
+                return np.asarray(prior_fit[qids[i]])
+            if name == "battery":
+                return np.asarray(battery.get(qids[i], np.zeros(len(head[i]))))
+            return np.zeros(len(head[i]))
 
-        unseen = [int(i) for i in val_pos if qids[i] not in seen]
-        alpha, prior = 0.0, "uniform"
-        if unseen:
-            options = {"uniform": lambda q, k: np.zeros(k),
-                       "battery": lambda q, k: battery.get(q, np.zeros(k))}  # fmt: skip
-            scored = {name: weight(unseen, f) for name, f in options.items()}
-            prior = min(scored, key=lambda name: scored[name][1])
-            alpha = scored[prior][0]
-        seen_pos = [int(i) for i in val_pos if qids[i] in seen]
-        beta = weight(seen_pos, lambda q, k: prior_fit[q])[0] if seen_pos else 1.0
-        return alpha, beta, prior
+        fit_groups = {g for g in group_keys(fit_part) if g is not None}
+        kinds = item_kinds(train, set(fit_part.question_ids), fit_groups)
+        return choose_shrinkage(
+            kinds, train.targets, val_pos,
+            model=lambda i, name: _softmax(head[i] + log_anchor(i, name)),
+            anchor=lambda i, name: _softmax(log_anchor(i, name)),
+        )  # fmt: skip
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
@@ -755,10 +730,8 @@ class EncoderAnswerModel(AnswerModel):
                 "numeric_edges": self.numeric_edges_,
                 "history": list(self.history_), "curves": self.curves_,
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
-                "unseen_question_weight": self.unseen_question_weight_,
-                "seen_question_weight": self.seen_question_weight_, "marginal": self.marginal_,
-                "unseen_question_prior": self.unseen_question_prior_,
-                "option_labels": self.option_labels_,
+                "shrinkage": self.shrinkage_.to_dict(), "fit_groups": self.fit_groups_,
+                "marginal": self.marginal_, "option_labels": self.option_labels_,
             })  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
@@ -804,9 +777,8 @@ class EncoderAnswerModel(AnswerModel):
         model.curves_ = state.get("curves", [])
         model.validation_ = state.get("validation", {})
         model.beats_marginal_ = state.get("beats_marginal")
-        model.unseen_question_weight_ = float(state.get("unseen_question_weight", 0.0))
-        model.seen_question_weight_ = float(state.get("seen_question_weight", 1.0))
-        model.unseen_question_prior_ = state.get("unseen_question_prior", "uniform")
+        model.shrinkage_ = Shrinkage.from_state(state)
+        model.fit_groups_ = state.get("fit_groups")
         model.option_labels_ = state.get("option_labels", {})
         model.marginal_ = state.get("marginal", {})
         return model
