@@ -98,14 +98,18 @@ def test_causal_lm_pools_with_validated_weights_and_keeps_them(tmp_path):
         np.testing.assert_allclose(row, np.full(k, 1 / k), atol=1e-12)
     pred = model.predict(train)
     assert pred.extra["shrinkage"] == s.to_dict()
-    # fully shrunk, every fitted item is its question's training marginal
-    model.shrinkage_ = dataclasses.replace(s, seen=0.0, new_group=0.0)
+    # fully shrunk (and its training cells set aside), every fitted item is its
+    # question's training marginal
+    cells = model.seen_cells_
+    assert cells is not None and cells.kappa == model.validation_["seen_cell_kappa"]
+    model.shrinkage_, model.seen_cells_ = dataclasses.replace(s, seen=0.0, new_group=0.0), None
     marginal = QuestionMarginalModel().fit(train).predict(train).distributions
     for ours, theirs in zip(model.predict(train).distributions, marginal, strict=True):
         np.testing.assert_allclose(ours, theirs, atol=1e-9)
-    model.shrinkage_ = s
+    model.shrinkage_, model.seen_cells_ = s, cells
     loaded = AnswerModel.load(model.save(tmp_path / "m"))
     assert loaded.shrinkage_ == s and loaded.fit_groups_ == model.fit_groups_
+    assert loaded.seen_cells_ == cells
     for a, b in zip(loaded.predict(items).distributions, model.predict(items).distributions,
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(a, b, atol=1e-9)

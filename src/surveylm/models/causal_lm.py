@@ -33,6 +33,7 @@ from surveylm.models.hf_loading import (
     resolve_dtype,
 )
 from surveylm.models.option_order import in_question_order, option_labels
+from surveylm.models.seen_cells import SeenCells
 from surveylm.models.shrinkage import Shrinkage
 from surveylm.prompts import default_format, get_format, option_orders
 from surveylm.training.config import FineTuneConfig, override_config
@@ -114,6 +115,9 @@ class CausalLMAnswerModel(AnswerModel):
             predicts the marginal for seen questions (one warning,
             ``beats_marginal: false`` in the predictions). Unseen questions get no
             offset.
+        pool_seen_cells: Answer a group item of a training cell (question x group) with
+            that cell's training distribution pooled with the prediction by empirical
+            Bayes (:mod:`surveylm.models.seen_cells`); ``False`` = the model alone.
         output_dir: Checkpoint folder for fine-tuning (default: a temporary one).
         trust_remote_code: Passed to ``from_pretrained`` (off by default).
         use_safetensors: Load safetensors weights only (on by default).
@@ -144,6 +148,7 @@ class CausalLMAnswerModel(AnswerModel):
     marginal_: dict[str, list[float]]
     shrinkage_: Shrinkage | None
     fit_groups_: list[str] | None
+    seen_cells_: SeenCells | None
 
     def __init__(
         self,
@@ -161,6 +166,7 @@ class CausalLMAnswerModel(AnswerModel):
         fine_tune: Any = None,
         zero_shot: bool = False,
         marginal_start: bool = True,
+        pool_seen_cells: bool = True,
         output_dir: str | None = None,
         trust_remote_code: bool = False,
         use_safetensors: bool = True,
@@ -185,6 +191,7 @@ class CausalLMAnswerModel(AnswerModel):
         self.fine_tune = fine_tune
         self.zero_shot = zero_shot
         self.marginal_start = marginal_start
+        self.pool_seen_cells = pool_seen_cells
         self.output_dir = output_dir
         self.trust_remote_code = trust_remote_code
         self.use_safetensors = use_safetensors
@@ -351,7 +358,7 @@ class CausalLMAnswerModel(AnswerModel):
         self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
         self.option_labels_ = option_labels(train)  # the order of the per-question state
         self.marginal_ = {q: np.exp(v).tolist() for q, v in marginal_log_prior(train).items()}
-        self.shrinkage_, self.fit_groups_ = None, None
+        self.shrinkage_, self.fit_groups_, self.seen_cells_ = None, None, None
         if self.zero_shot:
             self.trained_, self.history_ = None, []
             return self
@@ -412,14 +419,17 @@ class CausalLMAnswerModel(AnswerModel):
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
-        self.shrinkage_ = self._choose_shrinkage(train, fit_pos, val_pos)
+        self.shrinkage_, cells = self._choose_shrinkage(train, fit_pos, val_pos)
+        self.seen_cells_ = cells if self.pool_seen_cells else None
         self.validation_["shrinkage"] = self.shrinkage_.to_dict()
+        self.validation_["seen_cell_kappa"] = None if cells is None else cells.kappa
         if self.log_marginal_:  # what seen questions get if the LM lost: the baseline's
             self.log_marginal_ = marginal_log_prior(train)  # marginal, from every item
         name = f"causal LM '{self.model_name or 'default'}'"
         if self.beats_marginal_ is False:
+            also = " (a seen cell: its own data pooled with it)" if self.seen_cells_ else ""
             warn_no_gain(name, out.best_validation_loss, "the training marginal's",
-                         marginal_loss, "seen questions are answered with the marginal",
+                         marginal_loss, f"seen questions are answered with the marginal{also}",
                          MarginalWarning)  # fmt: skip
         elif out.improved is False:
             warn_no_gain(name, out.best_validation_loss, "the untrained model's",
@@ -429,18 +439,25 @@ class CausalLMAnswerModel(AnswerModel):
 
     def _choose_shrinkage(
         self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray
-    ) -> Shrinkage:
+    ) -> tuple[Shrinkage, SeenCells | None]:
         """How far to trust the fitted LM for each kind of item
         (:func:`~surveylm.models.shrinkage.choose_shrinkage`), from its predictions of the
-        validation items (its scores do not depend on the anchor: pooled in probability).
-        """
+        validation items (its scores do not depend on the anchor: pooled in probability),
+        and the training cells with the prior strength of the pooled predictions
+        (:func:`~surveylm.models.seen_cells.fitted_cells`)."""
         from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
-        from surveylm.models.shrinkage import choose_shrinkage, group_keys, item_kinds
+        from surveylm.models.seen_cells import fitted_cells
+        from surveylm.models.shrinkage import (
+            choose_shrinkage,
+            group_keys,
+            item_kinds,
+            pooled_predictions,
+        )
 
         fit_part = train.subset(fit_pos)
         self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
         if len(val_pos) == 0:
-            return Shrinkage()
+            return Shrinkage(), None
         qids = train.frame["question_id"].to_numpy()
         log_fit = marginal_log_prior(fit_part)
         battery = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
@@ -454,9 +471,13 @@ class CausalLMAnswerModel(AnswerModel):
             lp = np.zeros(k) if lp is None else np.asarray(lp, dtype=float)
             return np.exp(lp - np.logaddexp.reduce(lp))
 
+        def model(i: int, name: str) -> np.ndarray:
+            return predicted[i]
+
         kinds = item_kinds(train, set(fit_part.question_ids), set(self.fit_groups_))
-        return choose_shrinkage(kinds, train.targets, val_pos,
-                                model=lambda i, name: predicted[i], anchor=anchor)
+        shrinkage = choose_shrinkage(kinds, train.targets, val_pos, model, anchor)
+        validation = pooled_predictions(shrinkage, kinds, val_pos, model, anchor)
+        return shrinkage, fitted_cells(train, kinds, validation)
 
     def fine_tune_config(self) -> FineTuneConfig:
         """The resolved fitting settings: :func:`causal_lm_default_config`, overridden key
@@ -607,6 +628,9 @@ class CausalLMAnswerModel(AnswerModel):
             dists = [pool(p, a, shrink.weight(k)) for p, a, k in zip(
                 dists, anchors(items, kinds, self.option_labels_, self.marginal_, new), kinds,
                 strict=True)]  # fmt: skip
+            cells = getattr(self, "seen_cells_", None)
+            if cells is not None:
+                dists = cells.pool(items, dists, self.option_labels_)
         return Predictions(
             items.item_ids, dists, model=self.name, format_mass=mass / counts,
             extra={"prompt_format": self.prompt_format, "permutations": self.permutations,
@@ -779,7 +803,7 @@ class CausalLMAnswerModel(AnswerModel):
             from surveylm.models.validation import write_training_curves
 
             write_training_curves(directory, self.curves_)
-        shrink = getattr(self, "shrinkage_", None)
+        shrink, cells = getattr(self, "shrinkage_", None), getattr(self, "seen_cells_", None)
         state = {"fitted": self.is_fitted, "trained": trained,
                  "history": getattr(self, "history_", []), "curves": getattr(self, "curves_", []),
                  "option_offsets": {q: v.tolist() for q, v in self._offsets().items()},
@@ -789,7 +813,8 @@ class CausalLMAnswerModel(AnswerModel):
                  "option_labels": getattr(self, "option_labels_", {}),
                  "marginal": getattr(self, "marginal_", {}),
                  "shrinkage": None if shrink is None else shrink.to_dict(),
-                 "fit_groups": getattr(self, "fit_groups_", None)}  # fmt: skip
+                 "fit_groups": getattr(self, "fit_groups_", None),
+                 "seen_cells": None if cells is None else cells.to_dict()}  # fmt: skip
         write_model_json(self, directory, params, state)
         return directory
 
@@ -834,4 +859,5 @@ class CausalLMAnswerModel(AnswerModel):
             shrink = state.get("shrinkage")  # None: saved before pooling (predicts as then)
             model.shrinkage_ = None if shrink is None else Shrinkage(**shrink)
             model.fit_groups_ = state.get("fit_groups")
+            model.seen_cells_ = SeenCells.from_dict(state.get("seen_cells"))
         return model

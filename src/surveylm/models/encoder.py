@@ -59,6 +59,7 @@ from surveylm.models.base import (
 )
 from surveylm.models.option_order import option_labels, trained_positions
 from surveylm.models.param_checks import Rule, check_params
+from surveylm.models.seen_cells import SeenCells
 from surveylm.models.sentence_folders import load_sentence_encoder, save_sentence_encoder
 from surveylm.models.shrinkage import Shrinkage
 from surveylm.models.validation import (
@@ -255,6 +256,9 @@ class EncoderAnswerModel(AnswerModel):
         output_dir: Trainer output folder (``None``: a temporary one).
         device: ``"cpu"``, ``"cuda"``...; ``None`` = CUDA when available.
         use_item_weights: Weight the loss by the items' ``weight`` column.
+        pool_seen_cells: Answer a group item of a training cell (question x group) with
+            that cell's training distribution pooled with the prediction by empirical
+            Bayes (:mod:`surveylm.models.seen_cells`); ``False`` = the model alone.
         random_state: Seed of the split, initialisation, data order and dropout.
         verbose: Progress bars.
     """
@@ -285,6 +289,7 @@ class EncoderAnswerModel(AnswerModel):
         output_dir: str | None = None,
         device: str | None = None,
         use_item_weights: bool = False,
+        pool_seen_cells: bool = True,
         random_state: int | None = 0,
         verbose: bool = True,
     ) -> None:
@@ -303,6 +308,7 @@ class EncoderAnswerModel(AnswerModel):
         self.output_dir = output_dir
         self.device = device
         self.use_item_weights = use_item_weights
+        self.pool_seen_cells = pool_seen_cells
         self.random_state = random_state
         self.verbose = verbose
         check_params(self)
@@ -442,9 +448,11 @@ class EncoderAnswerModel(AnswerModel):
         # the head's part of the scores, once: log priors only add to it
         head = self._logits(train, {})
         self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
-        self.shrinkage_ = self._choose_shrinkage(train, head, fit_part, val_pos, prior_fit,
-                                                 hidden_fit)  # fmt: skip
+        self.shrinkage_, cells = self._choose_shrinkage(train, head, fit_part, val_pos,
+                                                        prior_fit, hidden_fit)  # fmt: skip
+        self.seen_cells_ = cells if self.pool_seen_cells else None
         self.validation_["shrinkage"] = self.shrinkage_.to_dict()
+        self.validation_["seen_cell_kappa"] = None if cells is None else cells.kappa
         prior_all = marginal_log_prior(train)
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
@@ -586,6 +594,9 @@ class EncoderAnswerModel(AnswerModel):
         dists = [pool(_softmax(z), a, shrink.weight(kind)) for z, a, kind in zip(
             logits, anchors(items, kinds, self.option_labels_, self.marginal_, new), kinds,
             strict=True)]  # fmt: skip
+        cells = getattr(self, "seen_cells_", None)
+        if cells is not None:
+            dists = cells.pool(items, dists, self.option_labels_)
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
                  "shrinkage": shrink.to_dict()}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
@@ -626,13 +637,21 @@ class EncoderAnswerModel(AnswerModel):
     def _choose_shrinkage(
         train: ItemSet, head: list[np.ndarray], fit_part: ItemSet, val_pos: np.ndarray,
         prior_fit: Mapping[str, Any], battery: Mapping[str, Any],
-    ) -> Shrinkage:  # fmt: skip
+    ) -> tuple[Shrinkage, SeenCells | None]:  # fmt: skip
         """How far to trust the head for each kind of item
         (:func:`~surveylm.models.shrinkage.choose_shrinkage`), given its score part
         ``head`` on every training item: the head's scores start from the anchor (the
         fit part's marginal, or for a held-out question the uniform or its battery's
-        leave-one-out marginal ``battery``), so the two are pooled in probability."""
-        from surveylm.models.shrinkage import choose_shrinkage, group_keys, item_kinds
+        leave-one-out marginal ``battery``), so the two are pooled in probability; and the
+        training cells with the prior strength of the pooled predictions
+        (:func:`~surveylm.models.seen_cells.fitted_cells`)."""
+        from surveylm.models.seen_cells import fitted_cells
+        from surveylm.models.shrinkage import (
+            choose_shrinkage,
+            group_keys,
+            item_kinds,
+            pooled_predictions,
+        )
 
         qids = train.frame["question_id"].to_numpy()
 
@@ -643,13 +662,17 @@ class EncoderAnswerModel(AnswerModel):
                 return np.asarray(battery.get(qids[i], np.zeros(len(head[i]))))
             return np.zeros(len(head[i]))
 
+        def model(i: int, name: str) -> np.ndarray:
+            return _softmax(head[i] + log_anchor(i, name))
+
+        def anchor(i: int, name: str) -> np.ndarray:
+            return _softmax(log_anchor(i, name))
+
         fit_groups = {g for g in group_keys(fit_part) if g is not None}
         kinds = item_kinds(train, set(fit_part.question_ids), fit_groups)
-        return choose_shrinkage(
-            kinds, train.targets, val_pos,
-            model=lambda i, name: _softmax(head[i] + log_anchor(i, name)),
-            anchor=lambda i, name: _softmax(log_anchor(i, name)),
-        )  # fmt: skip
+        shrinkage = choose_shrinkage(kinds, train.targets, val_pos, model, anchor)
+        validation = pooled_predictions(shrinkage, kinds, val_pos, model, anchor)
+        return shrinkage, fitted_cells(train, kinds, validation)
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""
@@ -731,6 +754,7 @@ class EncoderAnswerModel(AnswerModel):
                 "history": list(self.history_), "curves": self.curves_,
                 "validation": self.validation_, "beats_marginal": self.beats_marginal_,
                 "shrinkage": self.shrinkage_.to_dict(), "fit_groups": self.fit_groups_,
+                "seen_cells": None if self.seen_cells_ is None else self.seen_cells_.to_dict(),
                 "marginal": self.marginal_, "option_labels": self.option_labels_,
             })  # fmt: skip
         write_model_json(self, directory, params, state)
@@ -779,6 +803,7 @@ class EncoderAnswerModel(AnswerModel):
         model.beats_marginal_ = state.get("beats_marginal")
         model.shrinkage_ = Shrinkage.from_state(state)
         model.fit_groups_ = state.get("fit_groups")
+        model.seen_cells_ = SeenCells.from_dict(state.get("seen_cells"))
         model.option_labels_ = state.get("option_labels", {})
         model.marginal_ = state.get("marginal", {})
         return model

@@ -36,7 +36,7 @@ import numpy as np
 from surveylm.items import ItemSet
 
 __all__ = ["KINDS", "Shrinkage", "anchors", "choose_shrinkage", "group_keys", "item_kinds",
-           "new_question_log_priors", "pool"]
+           "new_question_log_priors", "pool", "pooled_predictions"]
 
 #: The kinds of item a weight is chosen for (see the module docstring).
 KINDS = ("seen", "new_group", "new_question")
@@ -200,3 +200,20 @@ def choose_shrinkage(
         new_question = scored[prior][0]
     return Shrinkage(seen=seen, new_group=new_group, new_question=new_question,
                      new_question_prior=prior)  # fmt: skip
+
+
+def pooled_predictions(
+    shrinkage: Shrinkage,
+    kinds: Sequence[str],
+    positions: Sequence[int] | np.ndarray,
+    model: Callable[[int, str], np.ndarray],
+    anchor: Callable[[int, str], np.ndarray],
+) -> dict[int, np.ndarray]:
+    """The pooled prediction of each item at ``positions`` (the callables of
+    :func:`choose_shrinkage`) under the chosen weights."""
+    out = {}
+    for i in positions:
+        i, kind = int(i), kinds[int(i)]
+        name = shrinkage.new_question_prior if kind == "new_question" else "marginal"
+        out[i] = pool(model(i, name), anchor(i, name), shrinkage.weight(kind))
+    return out
