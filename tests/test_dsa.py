@@ -154,3 +154,29 @@ def test_dsa_stage2_moves_the_predictions_toward_the_target_shifts():
 def test_dsa_model_rejects_an_unknown_backend():
     with pytest.raises(ConfigError):
         DSAModel("tabular").fit(tiny_items(6))
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_dsa_backend_chooses_its_pooling_weights_again_after_stage_2():
+    """The encoder head trained further by stage 2 gets weights, training cells and
+    calibrated priors of its own, not the stage-1 head's: recomputing them on the final
+    head changes nothing, and they differ from stage 1's."""
+    from surveylm.items import build_group_items
+    from surveylm.models.encoder import EncoderAnswerModel
+    from surveylm.models.validation import inner_split
+    from test_inner_split import _battery_survey
+
+    survey = _battery_survey(items=10)
+    items = build_group_items(survey, [f"b{j}" for j in range(10)] + ["yes"],
+                              by=["region", "age"], min_n=10)  # fmt: skip
+    settings = {"epochs": 3.0}
+    model = DSAModel("encoder", {"fine_tune": settings}, shift_weight=5.0, distance="l1",
+                     stage2={"epochs": 3.0, "learning_rate": 3e-2, "validation_fraction": 0.0},
+                     verbose=False).fit(items)  # fmt: skip
+    backend = model.backend_
+    stage1 = EncoderAnswerModel(fine_tune=settings, verbose=False, random_state=0).fit(items)
+    assert backend.log_prior_ != stage1.log_prior_  # stage 2 moved the head
+    after = (backend.shrinkage_, backend.seen_cells_, backend.log_prior_)
+    fit_pos, val_pos = inner_split(items, 0.2, int(backend.validation_["seed"]))
+    backend._calibrate(items, fit_pos, val_pos)
+    assert (backend.shrinkage_, backend.seen_cells_, backend.log_prior_) == after

@@ -149,6 +149,7 @@ class CausalLMAnswerModel(AnswerModel):
     shrinkage_: Shrinkage | None
     fit_groups_: list[str] | None
     seen_cells_: SeenCells | None
+    _stage_items: tuple[ItemSet, int] | None  # training_parts() -> end_training()
 
     def __init__(
         self,
@@ -521,6 +522,7 @@ class CausalLMAnswerModel(AnswerModel):
         self._ensure_loaded()
         dataset = OptionItemDataset(self._encode(items, 1))
         seed = int(getattr(self, "validation_", {}).get("seed", 0))
+        self._stage_items = (items, seed)
         return TrainingParts(CausalLMOptionScorer(self._lm), self._lm, dataset,
                              OptionCollator(self._pad), seed)  # fmt: skip
 
@@ -531,6 +533,20 @@ class CausalLMAnswerModel(AnswerModel):
         if not getattr(self, "_trained_names", None):
             self._trained_names = list(trained_names or [])
         self._lm.requires_grad_(False).eval()
+        stage = getattr(self, "_stage_items", None)
+        self._stage_items = None
+        if stage is not None:  # pooling weights and cells chosen again, for the new weights
+            from surveylm.models.validation import inner_split
+
+            items, seed = stage
+            fit_pos, val_pos = inner_split(items, self.fine_tune_config().validation_fraction,
+                                           seed)  # fmt: skip
+            self.shrinkage_, self.seen_cells_ = None, None  # the LM's own predictions
+            self.shrinkage_, cells = self._choose_shrinkage(items, fit_pos, val_pos)
+            self.seen_cells_ = cells if self.pool_seen_cells else None
+            if hasattr(self, "validation_"):
+                self.validation_["shrinkage"] = self.shrinkage_.to_dict()
+                self.validation_["seen_cell_kappa"] = None if cells is None else cells.kappa
 
     # -- predict -----------------------------------------------------------------------
     def predict(self, items: ItemSet) -> Predictions:

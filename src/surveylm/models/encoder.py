@@ -265,6 +265,7 @@ class EncoderAnswerModel(AnswerModel):
 
     name: ClassVar[str] = "encoder"
     resumable: ClassVar[bool] = True
+    _stage_items: ItemSet | None  # training_parts() -> end_training()
     param_rules: ClassVar[dict[str, Rule]] = {
         "hidden": Rule(1, integer=True), "dropout": Rule(0.0, below=1.0),
         "prior_dropout": Rule(0.0, below=1.0, optional=True),
@@ -397,7 +398,6 @@ class EncoderAnswerModel(AnswerModel):
             marginal_log_prior,
             numeric_bin_edges,
         )
-        from surveylm.models.shrinkage import group_keys
 
         check_params(self)
         train = items.subset(items.has_target)
@@ -445,8 +445,25 @@ class EncoderAnswerModel(AnswerModel):
                             "n_fit": len(fit_pos), "n_validation": len(val_pos),
                             "seed": cfg.seed}  # fmt: skip
         self.beats_marginal_ = out.improved
-        # the head's part of the scores, once: log priors only add to it
-        head = self._logits(train, {})
+        self._calibrate(train, fit_pos, val_pos)
+        if out.improved is False:
+            warn_no_gain(f"encoder ({self.train})", out.best_validation_loss,
+                         "the training marginal's", out.initial_validation_loss,
+                         "its predictions are the marginal", MarginalWarning)  # fmt: skip
+        return self
+
+    def _calibrate(self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray) -> None:
+        """What the trained head is pooled with, from its scores on the training items:
+        the pooling weights and training cells (:meth:`_choose_shrinkage`) and the
+        calibrated log priors (:func:`_calibrated_prior`)."""
+        from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
+        from surveylm.models.shrinkage import group_keys
+
+        fit_part = train.subset(fit_pos)
+        prior_fit = marginal_log_prior(fit_part)
+        hidden_fit = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
+                                       prior_fit.items()}, train.question_ids)  # fmt: skip
+        head = self._logits(train, {})  # the head's part: log priors only add to it
         self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
         self.shrinkage_, cells = self._choose_shrinkage(train, head, fit_part, val_pos,
                                                         prior_fit, hidden_fit)  # fmt: skip
@@ -456,11 +473,6 @@ class EncoderAnswerModel(AnswerModel):
         prior_all = marginal_log_prior(train)
         self.marginal_ = {q: np.exp(v).tolist() for q, v in prior_all.items()}
         self.log_prior_ = _calibrated_prior(train, head, prior_all)
-        if out.improved is False:
-            warn_no_gain(f"encoder ({self.train})", out.best_validation_loss,
-                         "the training marginal's", out.initial_validation_loss,
-                         "its predictions are the marginal", MarginalWarning)  # fmt: skip
-        return self
 
     def _build_scorer(self, cfg: FineTuneConfig) -> None:
         """A fresh head (and encoder copy, unless frozen) for this fit."""
@@ -550,12 +562,22 @@ class EncoderAnswerModel(AnswerModel):
         dataset of ``items`` and its collator. Call :meth:`end_training` afterwards."""
         self._check_fitted()
         rows, collator = self._prepare(items, self.log_prior_)
+        self._stage_items = items
         return TrainingParts(self._scorer_, self._scorer_.encoder, _ItemRows(rows, 0.0),
                              collator, int(self.validation_.get("seed", 0)))  # fmt: skip
 
     def end_training(self, trained_names: list[str] | None = None) -> None:
-        """Back to inference after :meth:`training_parts` was trained."""
+        """Back to inference after :meth:`training_parts` was trained: the pooling
+        weights, training cells and calibrated priors are chosen again for the further
+        trained head, on the same inner split."""
         self._scorer_.eval()
+        items = getattr(self, "_stage_items", None)
+        if items is None:
+            return
+        self._stage_items = None
+        fit_pos, val_pos = inner_split(items, self.fine_tune_config().validation_fraction,
+                                       int(self.validation_.get("seed", 0)))  # fmt: skip
+        self._calibrate(items, fit_pos, val_pos)
 
     def _with_lora(self, encoder: nn.Module, cfg: FineTuneConfig) -> nn.Module:
         from peft import get_peft_model
