@@ -14,12 +14,12 @@ masculinity surveys (``../shared/data``) — respondent items under MCAR 50 % no
 It prints accuracy, log loss, the population-share TV, MI 95 % coverage of the true
 shares (over draws x options) and seconds per fit, and the acceptance checks.
 
-Group items (``--groups``, on ANES 1996 and the non-voters survey): the packaged
-simulation configs (``configs/simulation_*.yaml``: unseen questions and groups held out
-and crossed) with uniform, the question marginal, the zero-shot encoder and the encoder
-with its defaults; prints TV per split and the acceptance checks (encoder below the
-question marginal on seen questions x unseen groups, <= 0.85 x uniform on unseen
-questions).
+Group items (``--groups``, on ANES 1996 and the non-voters survey by default, the
+masculinity survey with ``--groups masculinity``): the packaged simulation configs
+(``configs/simulation_*.yaml``: unseen questions and groups held out and crossed) with
+uniform, the question and group marginals, the zero-shot encoder and the encoder with its
+defaults; prints TV per split and the acceptance checks (encoder below the question
+marginal on seen questions x unseen groups, <= 0.85 x uniform on unseen questions).
 
 The causal-LM part (``--lm anes1996,nonvoters``, issue 11): SmolLM2-135M-Instruct zero-shot
 and LoRA fine-tuned with the packaged defaults beside the marginal, CatBoost and the
@@ -29,7 +29,7 @@ LoRA fit and imputation took 689 s / 1,375 s on 472 / 500 respondents); prints f
 and checks that fine-tuning beats zero-shot with format mass >= 0.9.
 
 Run:  python benchmarks/lm_vs_tabular.py [--full] [--datasets anes1996,nonvoters,masculinity]
-          [--groups anes1996,nonvoters] [--lm anes1996,nonvoters] [--threads 2]
+          [--groups anes1996,nonvoters,masculinity] [--lm anes1996,nonvoters] [--threads 2]
           [-o runs/lm_vs_tabular]
 """
 
@@ -198,6 +198,7 @@ def respondent_checks(table: pd.DataFrame, out: Path) -> None:
 GROUP_METHODS = [
     {"name": "uniform", "model": "uniform"},
     {"name": "question marginal", "model": "question-marginal"},
+    {"name": "group marginal", "model": "group-marginal"},
     {"name": "encoder zero-shot", "model": "encoder", "fit": False},
     {"name": "encoder KL", "model": "encoder"},
 ]
