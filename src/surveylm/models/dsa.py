@@ -124,7 +124,9 @@ class DSAModel(AnswerModel):
             raise ModelError("no items with a known target to fine-tune on")
         backend = self._make_backend().fit(train)
         parts = backend.training_parts(train)  # the back-end boundary: no private state
-        cfg = self._stage2_config(backend).model_copy(update={"save_every_epoch": False})
+        cfg = self._stage2_config(backend).model_copy(
+            update={"save_every_epoch": False, "max_forward_batch": None}
+        )  # the shift loss pairs the groups of a question within one forward pass
         if not (isinstance(self.stage2, dict) and "seed" in self.stage2):
             cfg = cfg.model_copy(update={"seed": parts.split_seed})
         self.trainable_ = set_stage2_trainable(parts.module, parts.base, self.stage2_top_layers)

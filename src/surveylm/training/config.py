@@ -86,6 +86,10 @@ class FineTuneConfig(BaseModel):
         max_steps: Stop after this many optimiser steps (overrides ``epochs``).
         batch_size: Items per device per forward pass.
         gradient_accumulation_steps: Forward passes per optimiser step.
+        max_forward_batch: Run each batch as forward passes of at most this many items
+            (the largest divisor of ``batch_size`` not above it), accumulating their
+            gradients: the same optimiser steps with less activation memory; ``None`` =
+            one pass per batch.
         weight_decay: AdamW weight decay (not applied to biases, norms or τ).
         warmup_ratio: Fraction of the steps with a linear learning-rate warm-up.
         lr_scheduler: transformers scheduler name (``"linear"``, ``"cosine"``, ``"constant"``).
@@ -130,6 +134,7 @@ class FineTuneConfig(BaseModel):
     max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(8, ge=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
+    max_forward_batch: int | None = Field(None, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     lr_scheduler: str = "linear"
@@ -149,6 +154,13 @@ class FineTuneConfig(BaseModel):
     early_stopping_patience: int | None = Field(3, ge=1)
     evaluations_per_epoch: int = Field(1, ge=1)
     format_loss_weight: float = Field(0.0, ge=0)
+
+    def forward_batch(self) -> int:
+        """Items per training forward pass (``batch_size`` split by ``max_forward_batch``)."""
+        cap = self.max_forward_batch
+        if cap is None or cap >= self.batch_size:
+            return self.batch_size
+        return max(d for d in range(1, cap + 1) if self.batch_size % d == 0)
 
     def use_bf16(self) -> bool:
         """Whether this run trains in bf16 (resolves ``"auto"``; never on CPU)."""
@@ -179,9 +191,10 @@ class FineTuneConfig(BaseModel):
             learning_rate=self.learning_rate,
             num_train_epochs=self.epochs,
             max_steps=self.max_steps if self.max_steps is not None else -1,
-            per_device_train_batch_size=self.batch_size,
+            per_device_train_batch_size=self.forward_batch(),
             per_device_eval_batch_size=self.batch_size,
-            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            gradient_accumulation_steps=self.gradient_accumulation_steps
+            * (self.batch_size // self.forward_batch()),
             weight_decay=self.weight_decay,
             warmup_steps=self.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
             lr_scheduler_type=self.lr_scheduler,
