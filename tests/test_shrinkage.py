@@ -113,3 +113,24 @@ def test_causal_lm_pools_with_validated_weights_and_keeps_them(tmp_path):
     for a, b in zip(loaded.predict(items).distributions, model.predict(items).distributions,
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_causal_lm_fits_group_items_with_held_out_questions_and_groups():
+    """Eight or more questions and five or more groups: the inner split holds out both
+    (a held-out question has no fit-part marginal: its baseline is the uniform), and every
+    kind gets a weight from its own validation items."""
+    from surveylm.models.causal_lm import CausalLMAnswerModel
+
+    survey = _battery_survey(n=600, items=9)
+    items = build_group_items(survey, [f"b{j}" for j in range(9)], by=["region", "age"],
+                              min_n=10)  # fmt: skip
+    settings = {**fast_fine_tune(4), "validation_fraction": 0.25}
+    model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
+                                batch_size=16, verbose=False).fit(items)  # fmt: skip
+    v = model.validation_
+    assert v["n_validation"] > 0 and v["marginal"] is not None
+    # a question and groups were held out: no marginal-start offset, not in the fit part
+    assert set(model.option_offsets_) < set(items.question_ids)
+    assert set(model.fit_groups_) < set(items.frame["group"])
+    assert len(model.predict(items).distributions) == len(items)

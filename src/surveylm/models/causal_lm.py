@@ -498,7 +498,8 @@ class CausalLMAnswerModel(AnswerModel):
 
     def _marginal_validation_loss(self, validation: ItemSet, loss: str) -> float | None:
         """Mean training loss (``loss``, the fit's own, so the two compare) of the training
-        marginal on the validation items; ``None`` without a marginal start or items."""
+        marginal on the validation items (the fit part's; the uniform for a question held
+        out of it); ``None`` without a marginal start or items."""
         if not self.log_marginal_ or len(validation) == 0:
             return None
         import torch
@@ -508,7 +509,9 @@ class CausalLMAnswerModel(AnswerModel):
         loss_fn = get_loss(loss)
         values = []
         for q, t in zip(validation.frame["question_id"], validation.targets, strict=True):
-            scores = torch.as_tensor(self.log_marginal_[q], dtype=torch.float32)[None]
+            # a question held out of the fit part has no marginal there: the uniform
+            log_m = self.log_marginal_.get(q, np.zeros(len(t)))
+            scores = torch.as_tensor(log_m, dtype=torch.float32)[None]
             target = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
             values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
         return float(np.mean(values))
