@@ -95,6 +95,9 @@ def main() -> None:
                         help="surveys for the SmolLM2 part (e.g. anes1996,nonvoters; '' = none)")
     parser.add_argument("--lm-respondents", type=int, default=1000,
                         help="respondents drawn for the SmolLM2 part (its fits are slow on a CPU)")
+    parser.add_argument("--no-lm-robustness", action="store_true",
+                        help="group items: skip SmolLM2's prompt-format and option-order "
+                             "variants (about half the group part's time)")
     parser.add_argument("--lm-parts", default="respondents,groups",
                         help="which SmolLM2 parts to run: respondents, groups or both")
     parser.add_argument("-o", "--output", default="runs/lm_vs_tabular")
@@ -135,7 +138,8 @@ def main() -> None:
     lm, parts = [n for n in args.lm.split(",") if n], args.lm_parts.split(",")
     for name in filter(None, args.groups.split(",")):
         group_items(name, Path(args.output) / f"groups_{name}",
-                    lm=name in lm and "groups" in parts)  # fmt: skip
+                    lm=name in lm and "groups" in parts,
+                    robust=not args.no_lm_robustness)  # fmt: skip
     for name in lm if "respondents" in parts else []:
         causal_lm_rows(name, args.lm_respondents, Path(args.output) / f"smollm2_{name}")
 
@@ -212,7 +216,7 @@ GROUP_LM_METHODS = [
 ]
 
 
-def group_items(name: str, out: Path, lm: bool = False) -> None:
+def group_items(name: str, out: Path, lm: bool = False, robust: bool = True) -> None:
     """TV per split of the group-items methods on one survey, and the acceptance checks."""
     from surveylm.experiments.simulation import run_simulation_benchmark
     from surveylm.experiments.simulation_config import load_simulation_config
@@ -220,7 +224,7 @@ def group_items(name: str, out: Path, lm: bool = False) -> None:
     root = Path(__file__).resolve().parents[1] / "configs"
     stem = "anes" if name == "anes1996" else name
     robustness = None
-    if lm:
+    if lm and robust:
         names = [m["name"] for m in GROUP_LM_METHODS]
         robustness = {"methods": names, "formats": ["qa", "bio", "portray"], "permutations": 1}
     config = load_simulation_config(root / f"simulation_{stem}.yaml").with_overrides(
