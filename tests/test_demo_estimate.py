@@ -79,3 +79,17 @@ def test_expected_duration_reaches_the_bar_and_is_reset() -> None:
             advance("one")
             advance("two")
     assert progress._EXPECTED.get() is None
+
+
+def test_the_causal_lm_demo_is_estimated_too(twice_as_slow) -> None:
+    """``surveylm demo --causal-lm`` (the full config plus SmolLM2) gets its own, longer
+    estimate: about half an hour on the machine it was timed on, not the plain run's."""
+    from surveylm.experiments.demo import with_causal_lm
+
+    est = demo_estimate.estimate_demo(with_causal_lm(demo_config()))
+    plain = demo_estimate.estimate_demo(demo_config())
+    assert est is not None and plain is not None
+    ref = demo_estimate.REFERENCE["full_causal_lm"]["stages"]
+    assert est.stages == pytest.approx({k: 2 * v for k, v in ref.items()})
+    assert est.stages["simulation"] > 20 * plain.stages["simulation"]
+    assert est.stages["imputation"] == pytest.approx(plain.stages["imputation"])

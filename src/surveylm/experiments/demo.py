@@ -139,12 +139,17 @@ def demo_config(
         from surveylm.models.hf_loading import default_causal_lm
 
         default_causal_lm()  # refuses a missing model file now, not mid-run
-        data = config.model_dump()
-        names = {m["name"] for m in data["simulation"]["methods"]}
-        data["simulation"]["methods"] += [m for m in DEMO_CAUSAL_LM_METHODS
-                                          if m["name"] not in names]  # fmt: skip
-        config = DemoConfig.model_validate(data)
+        config = with_causal_lm(config)
     return config
+
+
+def with_causal_lm(config: DemoConfig) -> DemoConfig:
+    """``config`` with :data:`DEMO_CAUSAL_LM_METHODS` added to its simulation section."""
+    data = config.model_dump()
+    names = {m["name"] for m in data["simulation"]["methods"]}
+    data["simulation"]["methods"] += [m for m in DEMO_CAUSAL_LM_METHODS
+                                      if m["name"] not in names]  # fmt: skip
+    return DemoConfig.model_validate(data)
 
 
 @dataclass(eq=False)

@@ -509,10 +509,11 @@ class CausalLMAnswerModel(AnswerModel):
         loss_fn = get_loss(loss)
         values = []
         for q, t in zip(validation.frame["question_id"], validation.targets, strict=True):
+            t = np.asarray(t, dtype=float)
             # a question held out of the fit part has no marginal there: the uniform
             log_m = self.log_marginal_.get(q, np.zeros(len(t)))
             scores = torch.as_tensor(log_m, dtype=torch.float32)[None]
-            target = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
+            target = torch.as_tensor(t, dtype=torch.float32)[None]
             values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
         return float(np.mean(values))
 
