@@ -454,19 +454,32 @@ class EncoderAnswerModel(AnswerModel):
 
     def _calibrate(self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray) -> None:
         """What the trained head is pooled with, from its scores on the training items:
-        the pooling weights and training cells (:meth:`_choose_shrinkage`) and the
-        calibrated log priors (:func:`_calibrated_prior`)."""
+        the pooling weights and training cells
+        (:func:`~surveylm.models.shrinkage.fit_pooling`; a held-out question's anchor is
+        the uniform or its battery's leave-one-out marginal) and the calibrated log
+        priors (:func:`_calibrated_prior`)."""
         from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
-        from surveylm.models.shrinkage import group_keys
+        from surveylm.models.shrinkage import fit_pooling
 
-        fit_part = train.subset(fit_pos)
-        prior_fit = marginal_log_prior(fit_part)
-        hidden_fit = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
-                                       prior_fit.items()}, train.question_ids)  # fmt: skip
+        prior_fit = marginal_log_prior(train.subset(fit_pos))
+        battery = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
+                                    prior_fit.items()}, train.question_ids)  # fmt: skip
         head = self._logits(train, {})  # the head's part: log priors only add to it
-        self.fit_groups_ = sorted({g for g in group_keys(fit_part) if g is not None})
-        self.shrinkage_, cells = self._choose_shrinkage(train, head, fit_part, val_pos,
-                                                        prior_fit, hidden_fit)  # fmt: skip
+        qids = train.frame["question_id"].to_numpy()
+
+        def log_anchor(i: int, name: str) -> np.ndarray:
+            if name == "marginal":
+                return np.asarray(prior_fit[qids[i]])
+            if name == "battery":
+                return np.asarray(battery.get(qids[i], np.zeros(len(head[i]))))
+            return np.zeros(len(head[i]))
+
+        # the head's scores start from the anchor, so the two are pooled in probability
+        self.fit_groups_, self.shrinkage_, cells = fit_pooling(
+            train, fit_pos, val_pos,
+            model=lambda i, name: _softmax(head[i] + log_anchor(i, name)),
+            anchor=lambda i, name: _softmax(log_anchor(i, name)),
+        )  # fmt: skip
         self.seen_cells_ = cells if self.pool_seen_cells else None
         self.validation_["shrinkage"] = self.shrinkage_.to_dict()
         self.validation_["seen_cell_kappa"] = None if cells is None else cells.kappa
@@ -607,20 +620,16 @@ class EncoderAnswerModel(AnswerModel):
             return Predictions(np.array([], dtype=object), [], self.name)
         if not self.is_fitted:
             return self._predict_zero_shot(items)
-        from surveylm.models.shrinkage import anchors, item_kinds, pool
+        from surveylm.models.shrinkage import apply_pooling
 
-        shrink = self.shrinkage_
         new = self._new_question_priors(items)
-        kinds = item_kinds(items, set(self.log_prior_), self._fit_groups())
         logits = self._logits(items, {**new, **self.log_prior_})
-        dists = [pool(_softmax(z), a, shrink.weight(kind)) for z, a, kind in zip(
-            logits, anchors(items, kinds, self.option_labels_, self.marginal_, new), kinds,
-            strict=True)]  # fmt: skip
-        cells = getattr(self, "seen_cells_", None)
-        if cells is not None:
-            dists = cells.pool(items, dists, self.option_labels_)
+        dists = apply_pooling(items, [_softmax(z) for z in logits], self.shrinkage_,
+                              getattr(self, "seen_cells_", None), labels=self.option_labels_,
+                              marginals=self.marginal_, fit_groups=self.fit_groups_,
+                              new_log_priors=new)  # fmt: skip
         extra = {"train": self.train, "beats_marginal": self.beats_marginal_,
-                 "shrinkage": shrink.to_dict()}  # fmt: skip
+                 "shrinkage": self.shrinkage_.to_dict()}  # fmt: skip
         return Predictions(items.item_ids, dists, self.name, extra=extra)
 
     def _new_question_priors(self, items: ItemSet) -> dict[str, np.ndarray]:
@@ -649,52 +658,6 @@ class EncoderAnswerModel(AnswerModel):
                 out += [row[: len(r["options"])] for r, row in zip(rows[s : s + 1024], scores,
                                                                   strict=True)]  # fmt: skip
         return out
-
-    def _fit_groups(self) -> set[str] | None:
-        """The groups of the fit part (``None`` for a model saved before they were kept)."""
-        groups = getattr(self, "fit_groups_", None)
-        return None if groups is None else set(groups)
-
-    @staticmethod
-    def _choose_shrinkage(
-        train: ItemSet, head: list[np.ndarray], fit_part: ItemSet, val_pos: np.ndarray,
-        prior_fit: Mapping[str, Any], battery: Mapping[str, Any],
-    ) -> tuple[Shrinkage, SeenCells | None]:  # fmt: skip
-        """How far to trust the head for each kind of item
-        (:func:`~surveylm.models.shrinkage.choose_shrinkage`), given its score part
-        ``head`` on every training item: the head's scores start from the anchor (the
-        fit part's marginal, or for a held-out question the uniform or its battery's
-        leave-one-out marginal ``battery``), so the two are pooled in probability; and the
-        training cells with the prior strength of the pooled predictions
-        (:func:`~surveylm.models.seen_cells.fitted_cells`)."""
-        from surveylm.models.seen_cells import fitted_cells
-        from surveylm.models.shrinkage import (
-            choose_shrinkage,
-            group_keys,
-            item_kinds,
-            pooled_predictions,
-        )
-
-        qids = train.frame["question_id"].to_numpy()
-
-        def log_anchor(i: int, name: str) -> np.ndarray:
-            if name == "marginal":
-                return np.asarray(prior_fit[qids[i]])
-            if name == "battery":
-                return np.asarray(battery.get(qids[i], np.zeros(len(head[i]))))
-            return np.zeros(len(head[i]))
-
-        def model(i: int, name: str) -> np.ndarray:
-            return _softmax(head[i] + log_anchor(i, name))
-
-        def anchor(i: int, name: str) -> np.ndarray:
-            return _softmax(log_anchor(i, name))
-
-        fit_groups = {g for g in group_keys(fit_part) if g is not None}
-        kinds = item_kinds(train, set(fit_part.question_ids), fit_groups)
-        shrinkage = choose_shrinkage(kinds, train.targets, val_pos, model, anchor)
-        validation = pooled_predictions(shrinkage, kinds, val_pos, model, anchor)
-        return shrinkage, fitted_cells(train, kinds, validation)
 
     def _predict_zero_shot(self, items: ItemSet) -> Predictions:
         """Cosine similarity of prompt and option embeddings / τ (no training)."""

@@ -95,15 +95,17 @@ class SeenCells:
     def pool(
         self, items: ItemSet, dists: Sequence[np.ndarray],
         labels: Mapping[str, Sequence[str]] | None,
+        keys: Sequence[str | None] | None = None,
     ) -> list[np.ndarray]:  # fmt: skip
         """``dists`` with every item of a training cell replaced by the posterior mean
-        (cells read by label, ``labels``: the training questions' option order)."""
+        (cells read by label, ``labels``: the training questions' option order; ``keys``:
+        the items' :func:`~surveylm.models.shrinkage.group_keys`, when known)."""
         from surveylm.models.option_order import in_question_order
         from surveylm.models.shrinkage import group_keys
 
         out = list(dists)
-        for i, (q, g) in enumerate(zip(items.frame["question_id"], group_keys(items),
-                                       strict=True)):  # fmt: skip
+        keys = group_keys(items) if keys is None else keys
+        for i, (q, g) in enumerate(zip(items.frame["question_id"], keys, strict=True)):
             cell = None if g is None else self.cells.get(f"{q}{_SEP}{g}")
             if cell is None:
                 continue

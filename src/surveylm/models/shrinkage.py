@@ -29,14 +29,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from surveylm.items import ItemSet
 
-__all__ = ["KINDS", "Shrinkage", "anchors", "choose_shrinkage", "group_keys", "item_kinds",
-           "new_question_log_priors", "pool", "pooled_predictions"]
+if TYPE_CHECKING:
+    from surveylm.models.seen_cells import SeenCells
+
+__all__ = ["KINDS", "Shrinkage", "anchors", "apply_pooling", "choose_shrinkage", "fit_pooling",
+           "group_keys", "item_kinds", "new_question_log_priors", "pool", "pooled_predictions"]
 
 #: The kinds of item a weight is chosen for (see the module docstring).
 KINDS = ("seen", "new_group", "new_question")
@@ -85,14 +88,16 @@ def group_keys(items: ItemSet) -> list[str | None]:
 
 
 def item_kinds(
-    items: ItemSet, fit_questions: set[str], fit_groups: set[str] | None
-) -> list[str]:
+    items: ItemSet, fit_questions: set[str], fit_groups: set[str] | None,
+    keys: Sequence[str | None] | None = None,
+) -> list[str]:  # fmt: skip
     """The kind of each item given the questions and groups of a model's fit part
     (``fit_groups=None``: a model saved before groups were told apart; every group item of
-    a fitted question is then ``seen``)."""
+    a fitted question is then ``seen``); ``keys``: the items' :func:`group_keys`, when
+    known."""
     qids = items.frame["question_id"].tolist()
     kinds = []
-    for q, g in zip(qids, group_keys(items), strict=True):
+    for q, g in zip(qids, group_keys(items) if keys is None else keys, strict=True):
         if q not in fit_questions:
             kinds.append("new_question")
         elif g is None or fit_groups is None or g in fit_groups:
@@ -217,3 +222,51 @@ def pooled_predictions(
         name = shrinkage.new_question_prior if kind == "new_question" else "marginal"
         out[i] = pool(model(i, name), anchor(i, name), shrinkage.weight(kind))
     return out
+
+
+def fit_pooling(
+    train: ItemSet, fit_pos: Sequence[int] | np.ndarray, val_pos: Sequence[int] | np.ndarray,
+    model: Callable[[int, str], np.ndarray], anchor: Callable[[int, str], np.ndarray],
+) -> tuple[list[str], Shrinkage, SeenCells | None]:  # fmt: skip
+    """What a fitted model is pooled with, from its validation items: the groups of its
+    fit part, the weights (:func:`choose_shrinkage`, with ``model`` and ``anchor`` as
+    there) and the training cells with the prior strength of the pooled validation
+    predictions (:func:`~surveylm.models.seen_cells.fitted_cells`)."""
+    from surveylm.models.seen_cells import fitted_cells
+
+    keys = group_keys(train)
+    fit_groups = sorted({g for g in (keys[int(i)] for i in fit_pos) if g is not None})
+    qids = train.frame["question_id"].to_numpy()
+    fit_questions = {str(qids[int(i)]) for i in fit_pos}
+    kinds = item_kinds(train, fit_questions, set(fit_groups), keys)
+    shrinkage = choose_shrinkage(kinds, train.targets, val_pos, model, anchor)
+    validation = pooled_predictions(shrinkage, kinds, val_pos, model, anchor)
+    return fit_groups, shrinkage, fitted_cells(train, kinds, validation)
+
+
+def apply_pooling(
+    items: ItemSet, dists: Sequence[np.ndarray], shrinkage: Shrinkage,
+    cells: SeenCells | None, *, labels: Mapping[str, Sequence[str]],
+    marginals: Mapping[str, Sequence[float]], fit_groups: Sequence[str] | None,
+    new_log_priors: Mapping[str, np.ndarray],
+) -> list[np.ndarray]:  # fmt: skip
+    """A fitted model's predictions ``dists`` pooled with their anchors by ``shrinkage``,
+    then its training cells' data pooled in (``cells``; ``None`` = none).
+
+    Args:
+        items: The items predicted.
+        dists: The model's own distributions, one per item.
+        shrinkage: The weights chosen at fit time.
+        cells: The training cells, or ``None``.
+        labels: Option labels of the training questions (the order of ``marginals``).
+        marginals: Training question id -> its marginal (a fitted question's anchor).
+        fit_groups: The fit part's groups (``None``: a model saved before they were kept).
+        new_log_priors: Log priors of new questions (:func:`new_question_log_priors`).
+    """
+    keys = group_keys(items)
+    kinds = item_kinds(items, set(marginals), None if fit_groups is None else set(fit_groups),
+                       keys)  # fmt: skip
+    out = [pool(p, a, shrinkage.weight(k)) for p, a, k in zip(
+        dists, anchors(items, kinds, labels, marginals, new_log_priors), kinds,
+        strict=True)]  # fmt: skip
+    return out if cells is None else cells.pool(items, out, labels, keys)
