@@ -237,33 +237,73 @@ def test_marginal_start_answers_with_the_training_marginal_on_average():
     assert tv[False] > 0.05
 
 
-def test_a_fit_that_loses_to_the_marginal_answers_with_it(tmp_path):
-    """Validation prefers the marginal (zero learning rate, the calibrated start is not
-    the marginal item by item): one MarginalWarning, the marginal is predicted, and the
-    flag survives save/load."""
+def _losing_fit(items):
+    """A fit validation prefers the marginal to (zero learning rate: the calibrated start
+    is the marginal on average, not item by item), its training cells set aside (with
+    them a seen cell is its own data pooled with the marginal, surveylm.models.seen_cells)."""
     from surveylm.models.encoder import MarginalWarning
 
-    items = tiny_items(40, seed=3)
     settings = {**fast_fine_tune(8), "learning_rate": 1e-12, "validation_fraction": 0.25}
-    # (its training cells set aside: with them, a seen cell is its own data pooled with
-    # the marginal, surveylm.models.seen_cells)
     model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=settings,
                                 batch_size=8, verbose=False, pool_seen_cells=False)  # fmt: skip
-    with pytest.warns(MarginalWarning, match="marginal"):
+    with pytest.warns(MarginalWarning, match="pooled with the marginal at the validated weight"):
         model.fit(items)
+    return model
+
+
+def test_a_fit_that_loses_to_the_marginal_is_pooled_towards_it(tmp_path):
+    """One MarginalWarning naming the weight; each prediction is the validated pool of
+    the LM's own answer and the training marginal (the question-marginal baseline's,
+    from every training item), which on the validation items is no worse than the
+    marginal; the flag and the pool survive save/load."""
+    from surveylm.models.marginals import QuestionMarginalModel
+    from surveylm.models.shrinkage import item_kinds, pool
+    from surveylm.models.validation import inner_split
+
+    items = tiny_items(40, seed=3)
+    model = _losing_fit(items)
     assert model.beats_marginal_ is False
     assert model.validation_["marginal"] < model.validation_["best"]
+    shrink = model.shrinkage_
+    kinds = item_kinds(items, set(model.marginal_), set(model.fit_groups_))
+    cfg = model.fine_tune_config()
+    _, val_pos = inner_split(items, cfg.validation_fraction, cfg.seed)
+    assert min(shrink.weight(kinds[i]) for i in val_pos) < 1.0  # where it lost, trusted less
     pred = model.predict(items)
     assert pred.extra["beats_marginal"] is False
-    qids = items.frame["question_id"].to_numpy()
-    for q in items.question_ids:
-        rows = np.stack([pred.distributions[i] for i in np.flatnonzero(qids == q)])
-        assert np.allclose(rows, rows[0])  # one distribution per question: the marginal
-    # of every training item, the question-marginal baseline's (not the fit part's)
-    from surveylm.models.marginals import QuestionMarginalModel
+    assert pred.extra["shrinkage"] == shrink.to_dict()
+    model.shrinkage_ = None
+    own = model.predict(items).distributions  # the LM alone
+    model.shrinkage_ = shrink
+    marginal = QuestionMarginalModel().fit(items).predict(items).distributions
+    for ours, lm, m, kind in zip(pred.distributions, own, marginal, kinds, strict=True):
+        np.testing.assert_allclose(ours, pool(lm, m, shrink.weight(kind)), atol=1e-9)
 
-    baseline = QuestionMarginalModel().fit(items).predict(items)
-    for ours, theirs in zip(pred.distributions, baseline.distributions, strict=True):
-        np.testing.assert_allclose(ours, theirs, atol=1e-9)
+    def loss(dists, pos):
+        return float(np.mean([-np.sum(items.targets[i] * np.log(dists[i])) for i in pos]))
+
+    assert loss(pred.distributions, val_pos) <= loss(marginal, val_pos) + 1e-9
     loaded = AnswerModel.load(model.save(tmp_path / "m"))
     assert _same(pred, loaded.predict(items))
+
+
+def test_a_model_saved_before_pooling_that_lost_answers_with_the_marginal(tmp_path):
+    """A model.json written before pooling (no ``shrinkage``, no ``marginal``) by a fit
+    that lost predicted the marginal for fitted questions: it still does after loading."""
+    import json
+
+    from surveylm.models.marginals import QuestionMarginalModel
+
+    items = tiny_items(40, seed=3)
+    model = _losing_fit(items)
+    folder = model.save(tmp_path / "m")
+    saved = json.loads((folder / "model.json").read_text())
+    state = saved["state"]  # write_model_json: {class, params, state, ...}
+    for key in ("marginal", "seen_cells", "fit_groups"):
+        state.pop(key)
+    state["shrinkage"] = None
+    (folder / "model.json").write_text(json.dumps(saved))
+    loaded = AnswerModel.load(folder)
+    marginal = QuestionMarginalModel().fit(items).predict(items).distributions
+    for ours, theirs in zip(loaded.predict(items).distributions, marginal, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)
