@@ -26,7 +26,9 @@ and LoRA fine-tuned with the packaged defaults beside the marginal, CatBoost and
 encoder head, on at most ``--lm-respondents`` respondents (1 repetition x 2 folds; on 2
 CPU cores SmolLM2 scored 5 prompts/s on ANES, 2.6 on the longer non-voters prompts, and a
 LoRA fit and imputation took 689 s / 1,375 s on 472 / 500 respondents); prints format mass
-and checks that fine-tuning beats zero-shot with format mass >= 0.9.
+and checks that fine-tuning beats zero-shot with format mass >= 0.9. ``--lm-fine-tune JSON``
+gives SmolLM2 LoRA other fitting settings (an ablation, e.g. a learning rate; the acceptance
+checks are meant for the defaults).
 
 Run:  python benchmarks/lm_vs_tabular.py [--full] [--datasets anes1996,nonvoters,masculinity]
           [--groups anes1996,nonvoters,masculinity] [--lm anes1996,nonvoters] [--threads 2]
@@ -36,6 +38,7 @@ Run:  python benchmarks/lm_vs_tabular.py [--full] [--datasets anes1996,nonvoters
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -100,6 +103,10 @@ def main() -> None:
                              "variants (about half the group part's time)")
     parser.add_argument("--lm-parts", default="respondents,groups",
                         help="which SmolLM2 parts to run: respondents, groups or both")
+    parser.add_argument("--lm-fine-tune", type=json.loads, default=None, metavar="JSON",
+                        help="fitting settings of SmolLM2 LoRA over its defaults, e.g. "
+                             "'{\"learning_rate\": 5e-4, \"epochs\": 3}' (an ablation: "
+                             "the acceptance rows use the defaults)")
     parser.add_argument("-o", "--output", default="runs/lm_vs_tabular")
     args = parser.parse_args()
 
@@ -138,13 +145,24 @@ def main() -> None:
     lm, parts = [n for n in args.lm.split(",") if n], args.lm_parts.split(",")
     for name in filter(None, args.groups.split(",")):
         group_items(name, Path(args.output) / f"groups_{name}",
-                    lm=name in lm and "groups" in parts,
-                    robust=not args.no_lm_robustness)  # fmt: skip
+                    lm=name in lm and "groups" in parts, robust=not args.no_lm_robustness,
+                    lm_fine_tune=args.lm_fine_tune)  # fmt: skip
     for name in lm if "respondents" in parts else []:
-        causal_lm_rows(name, args.lm_respondents, Path(args.output) / f"smollm2_{name}")
+        causal_lm_rows(name, args.lm_respondents, Path(args.output) / f"smollm2_{name}",
+                       args.lm_fine_tune)  # fmt: skip
 
 
-def causal_lm_rows(name: str, respondents: int, out: Path) -> None:
+def with_lora_settings(methods: list[dict], fine_tune: dict | None) -> list[dict]:
+    """``methods`` with ``fine_tune`` (settings over the defaults) given to SmolLM2 LoRA."""
+    if not fine_tune:
+        return methods
+    return [{**m, "params": {**m.get("params", {}), "fine_tune": fine_tune}}
+            if m["name"] == "smollm2 lora" else m for m in methods]  # fmt: skip
+
+
+def causal_lm_rows(
+    name: str, respondents: int, out: Path, fine_tune: dict | None = None
+) -> None:
     """SmolLM2 zero-shot and LoRA beside the baselines (one repetition, 2 folds, at most
     ``respondents`` respondents), and issue 11's checks: LoRA below zero-shot in log loss,
     format mass after fine-tuning >= 0.9."""
@@ -155,7 +173,7 @@ def causal_lm_rows(name: str, respondents: int, out: Path) -> None:
         "dataset": name, **DATASETS[name], "m": 20, "repetitions": 1, "seed": 0, "n_boot": 50,
         "max_respondents": respondents,
         "scenarios": [{"kind": "mcar", "rate": 0.5, "name": "MCAR 50%"}],
-        "methods": LM_METHODS,
+        "methods": with_lora_settings(LM_METHODS, fine_tune),
     })  # fmt: skip
     start = time.perf_counter()
     result = run_imputation_benchmark(config, out)
@@ -216,7 +234,10 @@ GROUP_LM_METHODS = [
 ]
 
 
-def group_items(name: str, out: Path, lm: bool = False, robust: bool = True) -> None:
+def group_items(
+    name: str, out: Path, lm: bool = False, robust: bool = True,
+    lm_fine_tune: dict | None = None,
+) -> None:  # fmt: skip
     """TV per split of the group-items methods on one survey, and the acceptance checks."""
     from surveylm.experiments.simulation import run_simulation_benchmark
     from surveylm.experiments.simulation_config import load_simulation_config
@@ -228,7 +249,8 @@ def group_items(name: str, out: Path, lm: bool = False, robust: bool = True) -> 
         names = [m["name"] for m in GROUP_LM_METHODS]
         robustness = {"methods": names, "formats": ["qa", "bio", "portray"], "permutations": 1}
     config = load_simulation_config(root / f"simulation_{stem}.yaml").with_overrides(
-        methods=GROUP_METHODS + (GROUP_LM_METHODS if lm else []), robustness=robustness
+        methods=GROUP_METHODS + (with_lora_settings(GROUP_LM_METHODS, lm_fine_tune) if lm else []),
+        robustness=robustness,
     )
     start = time.perf_counter()
     result = run_simulation_benchmark(config, out, progress=False)
