@@ -47,6 +47,26 @@ def test_each_kind_gets_the_weight_its_own_validation_items_support():
     assert choose_shrinkage(kinds, targets, [], model, anchor) == Shrinkage()
 
 
+def test_a_model_that_lost_to_the_marginal_gets_no_weight_on_fitted_questions():
+    """A mixture of a model and the marginal can beat both on the validation items (here
+    weight 0.5, whose pool is the truth); once the model lost to the marginal, fitted
+    questions get the marginal all the same, new questions keep their validated weight."""
+    truth = np.array([0.5, 0.5])
+    kinds = ["seen"] * 3 + ["new_group"] * 3 + ["new_question"] * 3
+    targets = [truth] * 9
+
+    def model(i: int, name: str) -> np.ndarray:
+        return np.array([0.9, 0.1]) if kinds[i] != "new_question" else truth
+
+    def anchor(i: int, name: str) -> np.ndarray:
+        return np.array([0.1, 0.9]) if name == "marginal" else np.array([0.2, 0.8])
+
+    trusted = choose_shrinkage(kinds, targets, range(9), model, anchor)
+    assert (trusted.seen, trusted.new_group, trusted.new_question) == (0.5, 0.5, 1.0)
+    lost = choose_shrinkage(kinds, targets, range(9), model, anchor, lost_to_marginal=True)
+    assert (lost.seen, lost.new_group, lost.new_question) == (0.0, 0.0, 1.0)
+
+
 def test_item_kinds_tell_new_questions_new_groups_and_seen_items_apart():
     survey = _battery_survey(items=3)
     items = build_group_items(survey, ["b0", "b1", "b2"], by=["region", "age"], min_n=10)

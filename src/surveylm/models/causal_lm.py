@@ -122,10 +122,9 @@ class CausalLMAnswerModel(AnswerModel):
             training items: contextual calibration, Zhao et al. 2021), so the untrained
             model answers with the marginal on average and training only adds how
             contexts differ. A fit that does not beat the marginal on validation says
-            so (one warning, ``beats_marginal: false`` in the predictions) and, like
-            every fit, is pooled with the marginal by the weight validation chose
-            (:mod:`surveylm.models.shrinkage`: 0 when the LM adds nothing, the
-            marginal). Unseen questions get no offset.
+            so (one warning, ``beats_marginal: false`` in the predictions) and answers
+            fitted questions with the marginal: its pooling weight there is 0
+            (:mod:`surveylm.models.shrinkage`). Unseen questions get no offset.
         pool_seen_cells: Answer a group item of a training cell (question x group) with
             that cell's training distribution pooled with the prediction by empirical
             Bayes (:mod:`surveylm.models.seen_cells`); ``False`` = the model alone.
@@ -431,7 +430,8 @@ class CausalLMAnswerModel(AnswerModel):
         if marginal_loss is not None and out.best_validation_loss is not None:
             self.validation_["marginal"] = marginal_loss
             self.beats_marginal_ = out.best_validation_loss < marginal_loss - 1e-6
-        self.shrinkage_, cells = self._choose_shrinkage(train, fit_pos, val_pos)
+        self.shrinkage_, cells = self._choose_shrinkage(train, fit_pos, val_pos,
+                                                        self.beats_marginal_ is False)  # fmt: skip
         self.seen_cells_ = cells if self.pool_seen_cells else None
         self.validation_["shrinkage"] = self.shrinkage_.to_dict()
         self.validation_["seen_cell_kappa"] = None if cells is None else cells.kappa
@@ -439,10 +439,9 @@ class CausalLMAnswerModel(AnswerModel):
             self.log_marginal_ = marginal_log_prior(train)  # marginal, from every item
         name = f"causal LM '{self.model_name or 'default'}'"
         if self.beats_marginal_ is False:
-            w = self.shrinkage_.seen
+            also = " (a seen cell: its own data pooled with it)" if self.seen_cells_ else ""
             warn_no_gain(name, out.best_validation_loss, "the training marginal's",
-                         marginal_loss, f"seen items are pooled with the marginal at the "
-                         f"validated weight {w:.2f} on the LM (0 = the marginal)",
+                         marginal_loss, f"fitted questions are answered with the marginal{also}",
                          MarginalWarning)  # fmt: skip
         elif out.improved is False:
             warn_no_gain(name, out.best_validation_loss, "the untrained model's",
@@ -451,8 +450,9 @@ class CausalLMAnswerModel(AnswerModel):
         return self
 
     def _choose_shrinkage(
-        self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray
-    ) -> tuple[Shrinkage, SeenCells | None]:
+        self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray,
+        lost_to_marginal: bool = False,
+    ) -> tuple[Shrinkage, SeenCells | None]:  # fmt: skip
         """What the fitted LM is pooled with (:func:`~surveylm.models.shrinkage.
         fit_pooling`), from its predictions of the validation items (they do not depend
         on the anchor); sets ``fit_groups_``."""
@@ -472,7 +472,8 @@ class CausalLMAnswerModel(AnswerModel):
             return np.exp(lp - np.logaddexp.reduce(lp))
 
         self.fit_groups_, shrinkage, cells = fit_pooling(
-            train, fit_pos, val_pos, model=lambda i, name: predicted[i], anchor=anchor
+            train, fit_pos, val_pos, model=lambda i, name: predicted[i], anchor=anchor,
+            lost_to_marginal=lost_to_marginal,
         )  # fmt: skip
         return shrinkage, cells
 
