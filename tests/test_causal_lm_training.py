@@ -252,8 +252,9 @@ def _losing_fit(items, **kwargs):
 
 def test_a_fit_that_loses_to_the_marginal_answers_with_it(tmp_path):
     """One MarginalWarning; fitted questions get pooling weight 0, so every prediction is
-    the training marginal (the question-marginal baseline's, from every training item)
-    although a pool with the LM validates better on these items; with its training cells
+    the training marginal (the question-marginal baseline's, from every training item),
+    also for the fit part's groups, whose untested weight would otherwise be 1; with its
+    training cells
     (surveylm.models.seen_cells) a seen cell is its own data pooled with that marginal;
     the flag and the weights survive save/load."""
     from surveylm.models.marginals import QuestionMarginalModel

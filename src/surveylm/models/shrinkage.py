@@ -206,10 +206,10 @@ def choose_shrinkage(
     for i in val_pos:
         by_kind[kinds[int(i)]].append(int(i))
     default = Shrinkage()
-    seen = fit(by_kind["seen"], "marginal")[0] if by_kind["seen"] else default.seen
-    new_group = fit(by_kind["new_group"], "marginal")[0] if by_kind["new_group"] else 0.0
-    if lost_to_marginal:
-        seen, new_group = 0.0, 0.0
+    seen, new_group = 0.0, 0.0  # lost to the marginal: fitted questions get it
+    if not lost_to_marginal:
+        seen = fit(by_kind["seen"], "marginal")[0] if by_kind["seen"] else default.seen
+        new_group = fit(by_kind["new_group"], "marginal")[0] if by_kind["new_group"] else 0.0
     new_question, prior = 0.0, "uniform"
     if by_kind["new_question"]:
         scored = {name: fit(by_kind["new_question"], name) for name in NEW_QUESTION_PRIORS}
