@@ -180,3 +180,23 @@ def test_dsa_backend_chooses_its_pooling_weights_again_after_stage_2():
     fit_pos, val_pos = inner_split(items, 0.2, int(backend.validation_["seed"]))
     backend._calibrate(items, fit_pos, val_pos)
     assert (backend.shrinkage_, backend.seen_cells_, backend.log_prior_) == after
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_a_causal_lm_that_still_loses_to_the_marginal_after_stage_2_answers_with_it():
+    """Stage 1 loses to the marginal on validation and stage 2 does not move it (a zero
+    learning rate): the back end's pooling weights chosen again after stage 2 still give
+    fitted questions weight 0 on the LM, as its own fit did."""
+    from surveylm.models.marginals import QuestionMarginalModel
+
+    items = tiny_items(40, seed=3)
+    still = {**fast_fine_tune(8), "learning_rate": 1e-12, "validation_fraction": 0.25}
+    params = {"model_name": str(tiny_model_dir("space")), "fine_tune": still, "batch_size": 8,
+              "pool_seen_cells": False}  # fmt: skip
+    model = DSAModel("causal-lm", params, shift_weight=1.0, stage2=still, verbose=False)
+    backend = model.fit(items).backend_
+    assert backend.beats_marginal_ is False
+    assert (backend.shrinkage_.seen, backend.shrinkage_.new_group) == (0.0, 0.0)
+    marginal = QuestionMarginalModel().fit(items).predict(items).distributions
+    for ours, theirs in zip(model.predict(items).distributions, marginal, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-9)

@@ -325,7 +325,8 @@ class CausalLMAnswerModel(AnswerModel):
     def _align_format(self, model: Any, items: ItemSet, cfg: FineTuneConfig) -> dict[str, float]:
         """Format alignment (see ``align_format``): one epoch on a calibration sample of
         ``items`` whose targets are the LM's own renormalised answers, with the format
-        loss; returns the sample's mean format mass before and after."""
+        loss; returns the sample's mean format mass before and after, and how far its
+        renormalised answers moved (mean TV)."""
         from surveylm.models.option_scoring import (
             CausalLMOptionScorer,
             OptionCollator,
@@ -349,8 +350,11 @@ class CausalLMAnswerModel(AnswerModel):
             )  # fmt: skip
         model.eval()
         after = self.predict(sample)
+        moved = [0.5 * np.abs(a - b).sum()
+                 for a, b in zip(after.distributions, before.distributions, strict=True)]
         return {"before": float(np.mean(before.format_mass)),
-                "after": float(np.mean(after.format_mass)), "n_items": len(sample)}  # fmt: skip
+                "after": float(np.mean(after.format_mass)),
+                "answers_moved_tv": float(np.mean(moved)), "n_items": len(sample)}  # fmt: skip
 
     def _marginal_offsets(self, items: ItemSet) -> dict[str, np.ndarray]:
         """``log m_q − mean log p_LM(q)`` per question of ``items`` (see
@@ -535,6 +539,26 @@ class CausalLMAnswerModel(AnswerModel):
             cfg = cfg.model_copy(update={"seed": self._seed()})
         return cfg
 
+    def _loses_to_marginal(self, validation: ItemSet) -> bool | None:
+        """Whether the LM's own predictions (no pooling) of ``validation`` score a training
+        loss no lower than the training marginal's; ``None`` without a marginal start or
+        items. For a model trained further after ``fit`` (DSA's stage 2)."""
+        loss = self.fine_tune_config().loss
+        marginal = self._marginal_validation_loss(validation, loss)
+        if marginal is None:
+            return None
+        import torch
+
+        from surveylm.training.losses import get_loss
+
+        loss_fn = get_loss(loss)
+        values = []
+        for d, t in zip(self.predict(validation).distributions, validation.targets, strict=True):
+            scores = torch.as_tensor(np.log(np.clip(d, 1e-12, None)), dtype=torch.float32)[None]
+            target = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
+            values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
+        return float(np.mean(values)) >= marginal - 1e-6
+
     def _marginal_validation_loss(self, validation: ItemSet, loss: str) -> float | None:
         """Mean training loss (``loss``, the fit's own, so the two compare) of the training
         marginal on the validation items (the fit part's; the uniform for a question held
@@ -591,7 +615,11 @@ class CausalLMAnswerModel(AnswerModel):
             fit_pos, val_pos = inner_split(items, self.fine_tune_config().validation_fraction,
                                            seed)  # fmt: skip
             self.shrinkage_, self.seen_cells_ = None, None  # the LM's own predictions
-            self.shrinkage_, cells = self._choose_shrinkage(items, fit_pos, val_pos)
+            lost = self._loses_to_marginal(items.subset(val_pos))
+            if lost is not None:  # the further trained weights against the marginal again
+                self.beats_marginal_ = not lost
+            self.shrinkage_, cells = self._choose_shrinkage(items, fit_pos, val_pos,
+                                                            lost is True)  # fmt: skip
             self.seen_cells_ = cells if self.pool_seen_cells else None
             if hasattr(self, "validation_"):
                 self.validation_["shrinkage"] = self.shrinkage_.to_dict()
