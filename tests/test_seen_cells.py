@@ -100,3 +100,25 @@ def test_fitted_encoder_trusts_cells_as_far_as_groups_differ_and_can_be_switched
     for a, b in zip(loaded.predict(items).distributions, model.predict(items).distributions,
                     strict=True):  # fmt: skip
         np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_cells_that_nothing_validates_are_not_pooled_and_it_says_so():
+    """Without validation items (``validation_fraction: 0``) κ cannot be estimated: the
+    model answers seen cells alone, with a SeenCellsWarning; respondent items have no
+    cells and say nothing."""
+    import warnings
+
+    from surveylm.items import build_respondent_items
+    from surveylm.models.encoder import EncoderAnswerModel
+    from surveylm.models.seen_cells import SeenCellsWarning
+
+    survey = _battery_survey(items=3)
+    items = build_group_items(survey, ["b0", "b1", "b2"], by=["region", "age"], min_n=10)
+    with pytest.warns(SeenCellsWarning, match="answered by the model alone"):
+        model = EncoderAnswerModel(fine_tune={"epochs": 1.0, "validation_fraction": 0.0},
+                                   verbose=False).fit(items)  # fmt: skip
+    assert model.seen_cells_ is None
+    respondents = build_respondent_items(survey, "b0", ["region", "age"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SeenCellsWarning)
+        EncoderAnswerModel(fine_tune={"epochs": 1.0}, verbose=False).fit(respondents)

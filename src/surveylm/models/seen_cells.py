@@ -33,7 +33,7 @@ import numpy as np
 
 from surveylm.items import ItemSet
 
-__all__ = ["SeenCells", "estimate_kappa", "fitted_cells"]
+__all__ = ["SeenCells", "SeenCellsWarning", "estimate_kappa", "fitted_cells"]
 
 #: κ when the validation deviations are within sampling noise (the model is trusted).
 MAX_KAPPA = 1e6
@@ -146,7 +146,19 @@ def fitted_cells(
     pos = [i for i in validation if keys[i] is not None and kinds[i] != "new_question"]
     kappa = estimate_kappa([train.targets[i] for i in pos], [validation[i] for i in pos],
                            [n_eff[i] for i in pos])  # fmt: skip
+    if kappa is None and any(k is not None for k in keys):  # cells, but nothing to size κ
+        import warnings
+
+        warnings.warn(
+            "training cells are not pooled with the model: no validation item is a group "
+            "item of a fitted question, so nothing measures how far cells differ from it "
+            "(seen cells are answered by the model alone)", SeenCellsWarning, stacklevel=2,
+        )  # fmt: skip
     return None if kappa is None else SeenCells.from_items(train, kappa)
+
+
+class SeenCellsWarning(UserWarning):
+    """Training cells exist but cannot be pooled with the model (see :func:`fitted_cells`)."""
 
 
 def _n_eff(items: ItemSet) -> np.ndarray:
