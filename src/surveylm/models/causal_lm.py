@@ -8,6 +8,12 @@ to each item's target distribution through
 :func:`surveylm.training.trainer.train_option_model`; for one-hot respondent targets this
 is the cross-entropy of the GLES imputation study (Holtdirk et al. 2025). The same model
 without fine-tuning is the zero-shot baseline those papers compare against.
+
+``fit`` runs, in order: the inner validation split; format alignment (the LM taught to
+answer with an option token by self-distillation, ``align_format``); the marginal start's
+offsets (contextual calibration, ``marginal_start``); LoRA fine-tuning, early-stopped on
+validation with the best state restored; and the pooling weights chosen on validation
+(:mod:`surveylm.models.shrinkage`, :mod:`surveylm.models.seen_cells`).
 """
 
 from __future__ import annotations
