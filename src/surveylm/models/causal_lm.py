@@ -358,8 +358,8 @@ class CausalLMAnswerModel(AnswerModel):
         after = self.predict(sample)
         moved = [0.5 * np.abs(a - b).sum()
                  for a, b in zip(after.distributions, before.distributions, strict=True)]
-        return {"before": float(np.mean(before.format_mass)),
-                "after": float(np.mean(after.format_mass)),
+        mass = [float(np.mean(cast("np.ndarray", p.format_mass))) for p in (before, after)]
+        return {"before": mass[0], "after": mass[1],
                 "answers_moved_tv": float(np.mean(moved)), "n_items": len(sample)}  # fmt: skip
 
     def _marginal_offsets(self, items: ItemSet) -> dict[str, np.ndarray]:
