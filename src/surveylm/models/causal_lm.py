@@ -328,11 +328,13 @@ class CausalLMAnswerModel(AnswerModel):
                                for q in items.question_ids])  # fmt: skip
         return items.subset(np.sort(take))
 
-    def _align_format(self, model: Any, items: ItemSet, cfg: FineTuneConfig) -> dict[str, float]:
-        """Format alignment (see ``align_format``): one epoch on a calibration sample of
-        ``items`` whose targets are the LM's own renormalised answers, with the format
-        loss; returns the sample's mean format mass before and after, and how far its
-        renormalised answers moved (mean TV)."""
+    def _align_format(
+        self, model: Any, sample: ItemSet, cfg: FineTuneConfig
+    ) -> tuple[dict[str, float], Predictions]:
+        """Format alignment (see ``align_format``): one epoch on the calibration sample
+        (:meth:`_calibration_sample`), its targets the LM's own renormalised answers,
+        with the format loss. Returns the sample's mean format mass before and after, how far its
+        renormalised answers moved (mean TV), and the aligned LM's predictions of it."""
         from surveylm.models.option_scoring import (
             CausalLMOptionScorer,
             OptionCollator,
@@ -340,7 +342,6 @@ class CausalLMAnswerModel(AnswerModel):
         )
         from surveylm.training.trainer import train_option_model
 
-        sample = self._calibration_sample(items)
         before = self.predict(sample)
         frame = sample.frame.copy()
         frame["target"] = [np.asarray(d, dtype=float) for d in before.distributions]
@@ -359,17 +360,20 @@ class CausalLMAnswerModel(AnswerModel):
         moved = [0.5 * np.abs(a - b).sum()
                  for a, b in zip(after.distributions, before.distributions, strict=True)]
         mass = [float(np.mean(cast("np.ndarray", p.format_mass))) for p in (before, after)]
-        return {"before": mass[0], "after": mass[1],
-                "answers_moved_tv": float(np.mean(moved)), "n_items": len(sample)}  # fmt: skip
+        summary = {"before": mass[0], "after": mass[1],
+                   "answers_moved_tv": float(np.mean(moved)), "n_items": len(sample)}
+        return summary, after
 
-    def _marginal_offsets(self, items: ItemSet) -> dict[str, np.ndarray]:
+    def _marginal_offsets(
+        self, items: ItemSet, sample: ItemSet, pred: Predictions | None = None
+    ) -> dict[str, np.ndarray]:
         """``log m_q − mean log p_LM(q)`` per question of ``items`` (see
-        ``marginal_start``), the LM's mean over at most 64 items per question."""
+        ``marginal_start``), the LM's mean over ``sample`` (:meth:`_calibration_sample`;
+        ``pred``: the LM's predictions of it, when already made)."""
         from surveylm.models.item_texts import marginal_log_prior
 
         log_prior = marginal_log_prior(items)
-        sample = self._calibration_sample(items)
-        pred = self.predict(sample)
+        pred = self.predict(sample) if pred is None else pred
         sample_qids = sample.frame["question_id"].to_numpy()
         out = {}
         for q in items.question_ids:
@@ -450,12 +454,13 @@ class CausalLMAnswerModel(AnswerModel):
         fit_pos, val_pos = inner_split(train, cfg.validation_fraction, cfg.seed)
         self.option_offsets_, self.log_marginal_, self.beats_marginal_ = {}, {}, None
         fit_items = train.subset(fit_pos)
-        alignment = None
+        sample = self._calibration_sample(fit_items)
+        alignment, aligned = None, None
         if self.align_format and cfg.format_loss_weight > 0:
-            alignment = self._align_format(model, fit_items, cfg)
+            alignment, aligned = self._align_format(model, sample, cfg)
         if self.marginal_start:
             self.log_marginal_ = marginal_log_prior(fit_items)
-            self.option_offsets_ = self._marginal_offsets(fit_items)
+            self.option_offsets_ = self._marginal_offsets(fit_items, sample, aligned)
         dataset = OptionItemDataset(self._encode(train.subset(fit_pos), self.train_permutations))
         evaluation = OptionItemDataset(self._encode(train.subset(val_pos), 1)) \
             if len(val_pos) else None  # fmt: skip
