@@ -301,6 +301,7 @@ def test_a_model_saved_before_pooling_that_lost_answers_with_the_marginal(tmp_pa
 def test_format_alignment_moves_mass_onto_the_option_tokens():
     # self-distillation with the format loss; on the tiny random LM (mass ~.007) the
     # format term dominates and the answers move too (TV ~.2), so only the mass is checked
+    # here (tests/test_real_models.py checks both on SmolLM2)
     items = tiny_items(24)
     cfg = {**FAST, "max_steps": 1, "format_loss_weight": 1.0}
     model = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=cfg, batch_size=4,
@@ -308,7 +309,6 @@ def test_format_alignment_moves_mass_onto_the_option_tokens():
     aligned = model.validation_["format_alignment"]
     assert aligned["n_items"] == 24
     assert aligned["after"] > 5 * aligned["before"], aligned
-    assert 0 <= aligned["answers_moved_tv"] <= 1
     off = CausalLMAnswerModel(str(tiny_model_dir("space")), fine_tune=cfg, batch_size=4,
                               marginal_start=False, align_format=False, verbose=False).fit(items)
     assert off.validation_["format_alignment"] is None

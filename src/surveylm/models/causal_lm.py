@@ -509,33 +509,35 @@ class CausalLMAnswerModel(AnswerModel):
         elif out.improved is False:
             warn_no_gain(name, out.best_validation_loss, "the untrained model's",
                          out.initial_validation_loss,
-                         "the untrained (zero-shot) weights are kept")  # fmt: skip
+                         "the untrained (format-aligned) weights are kept" if alignment
+                         else "the untrained (zero-shot) weights are kept")  # fmt: skip
         return self
 
     def _choose_shrinkage(
         self, train: ItemSet, fit_pos: np.ndarray, val_pos: np.ndarray,
-        lost_to_marginal: bool = False,
+        lost_to_marginal: bool = False, predicted: Sequence[np.ndarray] | None = None,
     ) -> tuple[Shrinkage, SeenCells | None]:  # fmt: skip
         """What the fitted LM is pooled with (:func:`~surveylm.models.shrinkage.
         fit_pooling`), from its predictions of the validation items (they do not depend
-        on the anchor); sets ``fit_groups_``."""
+        on the anchor; ``predicted`` when already made); sets ``fit_groups_``."""
         from surveylm.models.item_texts import battery_log_prior, marginal_log_prior
         from surveylm.models.shrinkage import fit_pooling
 
         log_fit = marginal_log_prior(train.subset(fit_pos))
         battery = battery_log_prior(self.option_labels_, {q: np.exp(v) for q, v in
                                     log_fit.items()}, train.question_ids)  # fmt: skip
-        predicted = dict(zip(val_pos.tolist(), self.predict(train.subset(val_pos)).distributions,
-                             strict=True)) if len(val_pos) else {}  # fmt: skip
+        if predicted is None:
+            predicted = self.predict(train.subset(val_pos)).distributions if len(val_pos) else []
+        by_position = dict(zip(val_pos.tolist(), predicted, strict=True))
         qids = train.frame["question_id"].to_numpy()
 
         def anchor(i: int, name: str) -> np.ndarray:
             lp = {"marginal": log_fit, "battery": battery}.get(name, {}).get(qids[i])
-            lp = np.zeros(len(predicted[i])) if lp is None else np.asarray(lp, dtype=float)
+            lp = np.zeros(len(by_position[i])) if lp is None else np.asarray(lp, dtype=float)
             return np.exp(lp - np.logaddexp.reduce(lp))
 
         self.fit_groups_, shrinkage, cells = fit_pooling(
-            train, fit_pos, val_pos, model=lambda i, name: predicted[i], anchor=anchor,
+            train, fit_pos, val_pos, model=lambda i, name: by_position[i], anchor=anchor,
             lost_to_marginal=lost_to_marginal,
         )  # fmt: skip
         return shrinkage, cells
@@ -550,25 +552,19 @@ class CausalLMAnswerModel(AnswerModel):
             cfg = cfg.model_copy(update={"seed": self._seed()})
         return cfg
 
-    def _loses_to_marginal(self, validation: ItemSet) -> bool | None:
-        """Whether the LM's own predictions (no pooling) of ``validation`` score a training
-        loss no lower than the training marginal's; ``None`` without a marginal start or
-        items. For a model trained further after ``fit`` (DSA's stage 2)."""
+    def _loses_to_marginal(
+        self, validation: ItemSet, predicted: Sequence[np.ndarray]
+    ) -> bool | None:
+        """Whether the LM's own predictions (no pooling) ``predicted`` of ``validation``
+        score a training loss no lower than the training marginal's; ``None`` without a
+        marginal start or items. For a model trained further after ``fit`` (DSA's
+        stage 2)."""
         loss = self.fine_tune_config().loss
         marginal = self._marginal_validation_loss(validation, loss)
         if marginal is None:
             return None
-        import torch
-
-        from surveylm.training.losses import get_loss
-
-        loss_fn = get_loss(loss)
-        values = []
-        for d, t in zip(self.predict(validation).distributions, validation.targets, strict=True):
-            scores = torch.as_tensor(np.log(np.clip(d, 1e-12, None)), dtype=torch.float32)[None]
-            target = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
-            values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
-        return float(np.mean(values)) >= marginal - 1e-6
+        scores = [np.log(np.clip(d, 1e-12, None)) for d in predicted]
+        return _mean_loss(scores, validation.targets, loss) >= marginal - 1e-6
 
     def _marginal_validation_loss(self, validation: ItemSet, loss: str) -> float | None:
         """Mean training loss (``loss``, the fit's own, so the two compare) of the training
@@ -576,20 +572,11 @@ class CausalLMAnswerModel(AnswerModel):
         out of it); ``None`` without a marginal start or items."""
         if not self.log_marginal_ or len(validation) == 0:
             return None
-        import torch
-
-        from surveylm.training.losses import get_loss
-
-        loss_fn = get_loss(loss)
-        values = []
-        for q, t in zip(validation.frame["question_id"], validation.targets, strict=True):
-            t = np.asarray(t, dtype=float)
-            # a question held out of the fit part has no marginal there: the uniform
-            log_m = self.log_marginal_.get(q, np.zeros(len(t)))
-            scores = torch.as_tensor(log_m, dtype=torch.float32)[None]
-            target = torch.as_tensor(t, dtype=torch.float32)[None]
-            values.append(float(loss_fn(scores, target, torch.ones_like(target, dtype=torch.bool))))
-        return float(np.mean(values))
+        # a question held out of the fit part has no marginal there: the uniform
+        qids = validation.frame["question_id"]
+        scores = [self.log_marginal_.get(q, np.zeros(validation.questions[q].n_options))
+                  for q in qids]  # fmt: skip
+        return _mean_loss(scores, validation.targets, loss)
 
     def training_parts(self, items: ItemSet) -> Any:
         """What a further training stage (DSA's stage 2) needs, without private state:
@@ -626,11 +613,13 @@ class CausalLMAnswerModel(AnswerModel):
             fit_pos, val_pos = inner_split(items, self.fine_tune_config().validation_fraction,
                                            seed)  # fmt: skip
             self.shrinkage_, self.seen_cells_ = None, None  # the LM's own predictions
-            lost = self._loses_to_marginal(items.subset(val_pos))
+            validation = items.subset(val_pos)
+            predicted = self.predict(validation).distributions if len(val_pos) else []
+            lost = self._loses_to_marginal(validation, predicted)
             if lost is not None:  # the further trained weights against the marginal again
                 self.beats_marginal_ = not lost
             self.shrinkage_, cells = self._choose_shrinkage(items, fit_pos, val_pos,
-                                                            lost is True)  # fmt: skip
+                                                            lost is True, predicted)  # fmt: skip
             self.seen_cells_ = cells if self.pool_seen_cells else None
             if hasattr(self, "validation_"):
                 self.validation_["shrinkage"] = self.shrinkage_.to_dict()
@@ -957,3 +946,19 @@ class CausalLMAnswerModel(AnswerModel):
             model.fit_groups_ = state.get("fit_groups")
             model.seen_cells_ = SeenCells.from_dict(state.get("seen_cells"))
         return model
+
+
+def _mean_loss(log_scores: Sequence[np.ndarray], targets: Sequence[Any], loss: str) -> float:
+    """Mean of the training loss ``loss`` (by name) over items, one option-score vector
+    (log-probabilities) and one target distribution each."""
+    import torch
+
+    from surveylm.training.losses import get_loss
+
+    loss_fn = get_loss(loss)
+    values = []
+    for scores, t in zip(log_scores, targets, strict=True):
+        x = torch.as_tensor(np.asarray(scores, dtype=float), dtype=torch.float32)[None]
+        y = torch.as_tensor(np.asarray(t, dtype=float), dtype=torch.float32)[None]
+        values.append(float(loss_fn(x, y, torch.ones_like(y, dtype=torch.bool))))
+    return float(np.mean(values))
